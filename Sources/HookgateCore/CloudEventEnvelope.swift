@@ -1,0 +1,295 @@
+/// The fields of a CloudEvents 1.0 JSON envelope that hookgate relies on, read from a body whose
+/// signature has already been checked.
+public struct CloudEventEnvelope: Sendable, Equatable {
+    public var id: String
+    public var source: String
+    public var type: String
+
+    public init(id: String, source: String, type: String) {
+        self.id = id
+        self.source = source
+        self.type = type
+    }
+
+    /// Longest accepted `id`, `source` or `type`, in UTF-8 bytes: each delivered id is kept in
+    /// memory, so its size is bounded.
+    public static let maximumFieldBytes = 1024
+    /// Deepest accepted nesting of arrays and objects anywhere in the body.
+    public static let maximumDepth = 128
+
+    /// Parses `body` as strict JSON (RFC 8259: UTF-8 without BOM, no trailing data, no lone
+    /// surrogates) whose top level is an object with string `id`, `source`, `type` (each
+    /// non-empty) and `specversion` equal to "1.0". One of these keys appearing twice is an error,
+    /// because two readers of the same body could then see two different events.
+    public static func parse(_ body: UnsafeRawBufferPointer) -> Result<CloudEventEnvelope, Rejection> {
+        var scanner = JSONScanner(body)
+        do {
+            let fields = try scanner.scanTopLevelObject(keys: ["id", "source", "type", "specversion"])
+            func text(_ key: String) throws -> String {
+                guard let value = fields[key] else { throw JSONScanner.Failure("missing \"\(key)\"") }
+                guard case .string(let s) = value else { throw JSONScanner.Failure("\"\(key)\" must be a string") }
+                guard !s.isEmpty else { throw JSONScanner.Failure("\"\(key)\" must not be empty") }
+                guard s.utf8.count <= maximumFieldBytes else {
+                    throw JSONScanner.Failure("\"\(key)\" is longer than \(maximumFieldBytes) bytes")
+                }
+                return s
+            }
+            let id = try text("id")
+            let source = try text("source")
+            let type = try text("type")
+            guard try text("specversion") == "1.0" else { throw JSONScanner.Failure("\"specversion\" must be \"1.0\"") }
+            return .success(CloudEventEnvelope(id: id, source: source, type: type))
+        } catch let failure as JSONScanner.Failure {
+            return .failure(Rejection(.envelopeInvalid, "body is not a CloudEvents 1.0 JSON envelope: \(failure.message)"))
+        } catch {
+            return .failure(Rejection(.envelopeInvalid, "body is not a CloudEvents 1.0 JSON envelope"))
+        }
+    }
+
+    public static func parse(_ body: [UInt8]) -> Result<CloudEventEnvelope, Rejection> {
+        body.withUnsafeBytes { parse($0) }
+    }
+}
+
+/// A validating JSON reader that keeps only the top-level values it is asked for. Everything
+/// else is checked for well-formedness and skipped without building values.
+struct JSONScanner {
+    struct Failure: Error {
+        var message: String
+        init(_ message: String) { self.message = message }
+    }
+
+    enum TopLevelValue: Equatable {
+        case string(String)
+        case other
+    }
+
+    private let bytes: UnsafeRawBufferPointer
+    private var i = 0
+
+    init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
+
+    mutating func scanTopLevelObject(keys wanted: Set<String>) throws -> [String: TopLevelValue] {
+        if bytes.count >= 3, bytes[0] == 0xEF, bytes[1] == 0xBB, bytes[2] == 0xBF {
+            throw Failure("byte order mark before the JSON text")
+        }
+        skipWhitespace()
+        guard peek() == UInt8(ascii: "{") else { throw Failure("the top level must be a JSON object") }
+        i += 1
+        var found: [String: TopLevelValue] = [:]
+        skipWhitespace()
+        if peek() == UInt8(ascii: "}") {
+            i += 1
+        } else {
+            while true {
+                skipWhitespace()
+                let key = try scanString()
+                skipWhitespace()
+                try expect(UInt8(ascii: ":"))
+                skipWhitespace()
+                if wanted.contains(key) {
+                    guard found[key] == nil else { throw Failure("\"\(key)\" appears more than once") }
+                    if peek() == UInt8(ascii: "\"") {
+                        found[key] = .string(try scanString())
+                    } else {
+                        try skipValue(depth: 1)
+                        found[key] = .other
+                    }
+                } else {
+                    try skipValue(depth: 1)
+                }
+                skipWhitespace()
+                if peek() == UInt8(ascii: ",") { i += 1; continue }
+                try expect(UInt8(ascii: "}"))
+                break
+            }
+        }
+        skipWhitespace()
+        guard i == bytes.count else { throw Failure("unexpected data after the JSON object") }
+        return found
+    }
+
+    private func peek() -> UInt8? { i < bytes.count ? bytes[i] : nil }
+
+    private mutating func expect(_ c: UInt8) throws {
+        guard peek() == c else { throw Failure(i < bytes.count ? "unexpected character at byte \(i)" : "unexpected end of JSON") }
+        i += 1
+    }
+
+    private mutating func skipWhitespace() {
+        while i < bytes.count {
+            switch bytes[i] {
+            case 0x20, 0x09, 0x0A, 0x0D: i += 1
+            default: return
+            }
+        }
+    }
+
+    private mutating func skipValue(depth: Int) throws {
+        guard depth <= CloudEventEnvelope.maximumDepth else { throw Failure("nested deeper than \(CloudEventEnvelope.maximumDepth) levels") }
+        guard let c = peek() else { throw Failure("unexpected end of JSON") }
+        switch c {
+        case UInt8(ascii: "\""):
+            try skipString()
+        case UInt8(ascii: "{"):
+            i += 1
+            skipWhitespace()
+            if peek() == UInt8(ascii: "}") { i += 1; return }
+            while true {
+                skipWhitespace()
+                try skipString()
+                skipWhitespace()
+                try expect(UInt8(ascii: ":"))
+                skipWhitespace()
+                try skipValue(depth: depth + 1)
+                skipWhitespace()
+                if peek() == UInt8(ascii: ",") { i += 1; continue }
+                try expect(UInt8(ascii: "}"))
+                return
+            }
+        case UInt8(ascii: "["):
+            i += 1
+            skipWhitespace()
+            if peek() == UInt8(ascii: "]") { i += 1; return }
+            while true {
+                skipWhitespace()
+                try skipValue(depth: depth + 1)
+                skipWhitespace()
+                if peek() == UInt8(ascii: ",") { i += 1; continue }
+                try expect(UInt8(ascii: "]"))
+                return
+            }
+        case UInt8(ascii: "t"): try literal("true")
+        case UInt8(ascii: "f"): try literal("false")
+        case UInt8(ascii: "n"): try literal("null")
+        case UInt8(ascii: "-"), 0x30...0x39: try skipNumber()
+        default: throw Failure("unexpected character at byte \(i)")
+        }
+    }
+
+    private mutating func literal(_ word: StaticString) throws {
+        let n = word.utf8CodeUnitCount
+        guard i + n <= bytes.count else { throw Failure("unexpected end of JSON") }
+        for k in 0..<n where bytes[i + k] != word.utf8Start[k] { throw Failure("invalid literal at byte \(i)") }
+        i += n
+    }
+
+    private mutating func skipNumber() throws {
+        func digits() -> Int {
+            let start = i
+            while let c = peek(), c >= 0x30 && c <= 0x39 { i += 1 }
+            return i - start
+        }
+        if peek() == UInt8(ascii: "-") { i += 1 }
+        guard let first = peek(), first >= 0x30 && first <= 0x39 else { throw Failure("invalid number at byte \(i)") }
+        if first == 0x30 { i += 1 } else { _ = digits() }
+        if peek() == UInt8(ascii: ".") {
+            i += 1
+            guard digits() > 0 else { throw Failure("invalid number at byte \(i)") }
+        }
+        if let e = peek(), e == UInt8(ascii: "e") || e == UInt8(ascii: "E") {
+            i += 1
+            if let s = peek(), s == UInt8(ascii: "+") || s == UInt8(ascii: "-") { i += 1 }
+            guard digits() > 0 else { throw Failure("invalid number at byte \(i)") }
+        }
+    }
+
+    private mutating func skipString() throws {
+        _ = try scanStringBytes(decoding: false)
+    }
+
+    private mutating func scanString() throws -> String {
+        let decoded = try scanStringBytes(decoding: true)
+        return String(decoding: decoded, as: UTF8.self)
+    }
+
+    /// Validates one string (quotes, escapes, UTF-8, no raw control characters) and, when asked,
+    /// returns its decoded UTF-8 bytes.
+    private mutating func scanStringBytes(decoding: Bool) throws -> [UInt8] {
+        try expect(UInt8(ascii: "\""))
+        var out: [UInt8] = []
+        while true {
+            guard i < bytes.count else { throw Failure("unterminated string") }
+            let c = bytes[i]
+            switch c {
+            case UInt8(ascii: "\""):
+                i += 1
+                return out
+            case UInt8(ascii: "\\"):
+                i += 1
+                guard let e = peek() else { throw Failure("unterminated string") }
+                i += 1
+                switch e {
+                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"):
+                    if decoding { out.append(e) }
+                case UInt8(ascii: "b"): if decoding { out.append(0x08) }
+                case UInt8(ascii: "f"): if decoding { out.append(0x0C) }
+                case UInt8(ascii: "n"): if decoding { out.append(0x0A) }
+                case UInt8(ascii: "r"): if decoding { out.append(0x0D) }
+                case UInt8(ascii: "t"): if decoding { out.append(0x09) }
+                case UInt8(ascii: "u"):
+                    var scalar = try hex4()
+                    if scalar >= 0xD800 && scalar <= 0xDBFF {
+                        guard peek() == UInt8(ascii: "\\"), i + 1 < bytes.count, bytes[i + 1] == UInt8(ascii: "u") else {
+                            throw Failure("unpaired surrogate in string")
+                        }
+                        i += 2
+                        let low = try hex4()
+                        guard low >= 0xDC00 && low <= 0xDFFF else { throw Failure("unpaired surrogate in string") }
+                        scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+                    } else if scalar >= 0xDC00 && scalar <= 0xDFFF {
+                        throw Failure("unpaired surrogate in string")
+                    }
+                    if decoding { out.append(contentsOf: String(Character(Unicode.Scalar(scalar)!)).utf8) }
+                default:
+                    throw Failure("invalid escape in string at byte \(i - 1)")
+                }
+            case 0x00..<0x20:
+                throw Failure("control character in string at byte \(i)")
+            case 0x20..<0x80:
+                if decoding { out.append(c) }
+                i += 1
+            default:
+                let length = try utf8SequenceLength(at: i)
+                if decoding { out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[i..<(i + length)])) }
+                i += length
+            }
+        }
+    }
+
+    private mutating func hex4() throws -> UInt32 {
+        guard i + 4 <= bytes.count else { throw Failure("unterminated string") }
+        var v: UInt32 = 0
+        for _ in 0..<4 {
+            let c = bytes[i]
+            let d: UInt32
+            switch c {
+            case 0x30...0x39: d = UInt32(c - 0x30)
+            case 0x61...0x66: d = UInt32(c - 0x61 + 10)
+            case 0x41...0x46: d = UInt32(c - 0x41 + 10)
+            default: throw Failure("invalid \\u escape at byte \(i)")
+            }
+            v = v << 4 | d
+            i += 1
+        }
+        return v
+    }
+
+    /// Length of the well-formed UTF-8 sequence starting at `p` (Unicode Table 3-7), or throws.
+    private func utf8SequenceLength(at p: Int) throws -> Int {
+        let b0 = bytes[p]
+        func cont(_ k: Int, _ range: ClosedRange<UInt8> = 0x80...0xBF) throws {
+            guard p + k < bytes.count, range.contains(bytes[p + k]) else { throw Failure("invalid UTF-8 at byte \(p)") }
+        }
+        switch b0 {
+        case 0xC2...0xDF: try cont(1); return 2
+        case 0xE0: try cont(1, 0xA0...0xBF); try cont(2); return 3
+        case 0xE1...0xEC, 0xEE...0xEF: try cont(1); try cont(2); return 3
+        case 0xED: try cont(1, 0x80...0x9F); try cont(2); return 3
+        case 0xF0: try cont(1, 0x90...0xBF); try cont(2); try cont(3); return 4
+        case 0xF1...0xF3: try cont(1); try cont(2); try cont(3); return 4
+        case 0xF4: try cont(1, 0x80...0x8F); try cont(2); try cont(3); return 4
+        default: throw Failure("invalid UTF-8 at byte \(p)")
+        }
+    }
+}

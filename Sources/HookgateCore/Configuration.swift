@@ -1,0 +1,121 @@
+/// The gateway's configuration after loading and validation: every value present, every
+/// default applied, every secret read. Defaults live here and nowhere else.
+public struct Configuration: Sendable {
+    /// `listen`: inbound address. Default `127.0.0.1:8080`.
+    public var listen: ListenAddress = ListenAddress(host: "127.0.0.1", port: 8080)
+    /// `workers`: number of event loops; `auto` = one per core. Default 1.
+    public var workers: WorkerCount = .fixed(1)
+    /// `limits`: bounds on what a client may send.
+    public var limits = Limits()
+    /// `shutdown_grace`: how long SIGTERM waits for in-flight forwards. Default 25s.
+    public var shutdownGrace: ConfigDuration = .seconds(25)
+    /// `routes`: at least one.
+    public var routes: [Route] = []
+
+    public init() {}
+
+    /// Inbound limits (`limits.*`).
+    public struct Limits: Sendable, Equatable {
+        /// `max_body_bytes`: larger bodies get 413 and are never forwarded. Default 1 MiB.
+        public var maxBodyBytes = 1_048_576
+        /// `max_header_bytes`: request line plus headers. Default 16 KiB.
+        public var maxHeaderBytes = 16_384
+        /// `client_timeout`: idle/read timeout of inbound connections. Default 15s.
+        public var clientTimeout: ConfigDuration = .seconds(15)
+        public init() {}
+    }
+
+    /// One webhook endpoint (`routes[i]`).
+    public struct Route: Sendable {
+        /// `name`: used in logs and as part of the dedup key. Required, unique.
+        public var name: String
+        /// `path`: exact inbound path. Required, unique, starts with `/`.
+        public var path: String
+        public var verify: Verify
+        public var dedup = Dedup()
+        public var upstream: Upstream
+
+        public init(name: String, path: String, verify: Verify, dedup: Dedup = Dedup(), upstream: Upstream) {
+            self.name = name
+            self.path = path
+            self.verify = verify
+            self.dedup = dedup
+            self.upstream = upstream
+        }
+    }
+
+    /// `routes[i].verify`.
+    public struct Verify: Sendable {
+        /// `scheme`: the signature scheme, pinned per route. Only `vecu` exists.
+        public var scheme: SignatureSchemeName
+        /// `secrets`: one or more, each at least 32 bytes; any of them may sign (rotation).
+        public var secrets: [Secret]
+        /// `tolerance`: allowed |now - timestamp|, past and future. Default 300s.
+        public var tolerance: ConfigDuration = .seconds(300)
+
+        public init(scheme: SignatureSchemeName, secrets: [Secret], tolerance: ConfigDuration = .seconds(300)) {
+            self.scheme = scheme
+            self.secrets = secrets
+            self.tolerance = tolerance
+        }
+    }
+
+    /// `routes[i].dedup`.
+    public struct Dedup: Sendable, Equatable {
+        /// `capacity`: delivered ids remembered (LRU). Default 100000.
+        public var capacity = 100_000
+        /// `ttl`: how long a delivered id is remembered. Default 72h.
+        public var ttl: ConfigDuration = .seconds(72 * 3600)
+        public init() {}
+    }
+
+    /// `routes[i].upstream`.
+    public struct Upstream: Sendable {
+        /// `url`: `http://host:port/path`. Required.
+        public var url: UpstreamURL
+        /// `timeout`: whole forward, must be below the sender's 30 s. Default 25s.
+        public var timeout: ConfigDuration = .seconds(25)
+        /// `max_connections`: keep-alive pool size per worker. Default 64.
+        public var maxConnections = 64
+        /// `add_headers`: static headers added to every forwarded request, in file order.
+        public var addHeaders: [(name: String, value: String)] = []
+
+        public init(url: UpstreamURL) { self.url = url }
+    }
+}
+
+/// `workers`: a number or `auto`.
+public enum WorkerCount: Sendable, Equatable {
+    case fixed(Int)
+    case auto
+
+    /// The number of event loops to run on a machine with `cores` cores.
+    public func resolved(cores: Int) -> Int {
+        switch self {
+        case .fixed(let n): return n
+        case .auto: return max(1, cores)
+        }
+    }
+}
+
+/// A secret as loaded: where it came from (for messages) and its bytes (never logged).
+public struct Secret: Sendable {
+    public var origin: SecretSource
+    public var bytes: [UInt8]
+    public init(origin: SecretSource, bytes: [UInt8]) {
+        self.origin = origin
+        self.bytes = bytes
+    }
+}
+
+/// Where a secret comes from: `{env: NAME}`, `{file: PATH}`, or `{value: literal}` (tests only).
+public enum SecretSource: Sendable, Equatable {
+    case environment(String)
+    case file(String)
+    case literal
+}
+
+/// Names of signature schemes; the config picks one per route, unknown names are errors.
+public enum SignatureSchemeName: String, Sendable, CaseIterable {
+    case vecu
+}

@@ -1,0 +1,317 @@
+import Yams
+
+/// One thing wrong with a configuration file, naming the key it is about
+/// (`routes[0].verify.secrets[0]`) so an operator can find it.
+public struct ConfigurationProblem: Error, Sendable, Equatable, CustomStringConvertible {
+    public var key: String
+    public var message: String
+    public init(key: String, message: String) {
+        self.key = key
+        self.message = message
+    }
+    public var description: String { key.isEmpty ? message : "\(key): \(message)" }
+}
+
+/// Everything wrong with a configuration file, in file order.
+public struct ConfigurationProblems: Error, Sendable, CustomStringConvertible {
+    public var problems: [ConfigurationProblem]
+    public var description: String { problems.map(\.description).joined(separator: "\n") }
+}
+
+/// What the loader may read besides the file itself: injected so that loading is pure and testable.
+public struct SecretEnvironment: Sendable {
+    public var variables: [String: String]
+    public var readFile: @Sendable (String) throws -> [UInt8]
+
+    public init(variables: [String: String], readFile: @escaping @Sendable (String) throws -> [UInt8]) {
+        self.variables = variables
+        self.readFile = readFile
+    }
+}
+
+/// Turns YAML text into a validated `Configuration`, collecting every problem rather than
+/// stopping at the first. Unknown keys are errors, not ignored.
+public enum ConfigurationLoader {
+    /// Secrets shorter than this are rejected (the platform issues 32+ character secrets).
+    public static let minimumSecretBytes = 32
+    /// The sender gives up after 30 s; the upstream timeout must leave room to answer.
+    public static let senderDeadline = ConfigDuration.seconds(30)
+
+    public static func load(yaml: String, environment: SecretEnvironment) -> Result<Configuration, ConfigurationProblems> {
+        var reader = NodeReader()
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: yaml)
+        } catch {
+            return .failure(ConfigurationProblems(problems: [.init(key: "", message: "not valid YAML: \(error)")]))
+        }
+        guard let root, case .mapping(let top) = root else {
+            return .failure(ConfigurationProblems(problems: [.init(key: "", message: "the file must be a YAML mapping")]))
+        }
+        var config = Configuration()
+        let fields = reader.fields(top, at: "", allowed: ["listen", "workers", "limits", "shutdown_grace", "routes"])
+
+        if let node = fields["listen"] {
+            if let text = reader.string(node, at: "listen") {
+                if let address = ListenAddress(parsing: text) { config.listen = address }
+                else { reader.problem("listen", "expected host:port (e.g. 127.0.0.1:8080 or [::1]:8080), got \"\(text)\"") }
+            }
+        }
+        if let node = fields["workers"] {
+            if let text = reader.string(node, at: "workers") {
+                if text == "auto" { config.workers = .auto }
+                else if let n = Int(text), n >= 1, n <= 1024 { config.workers = .fixed(n) }
+                else { reader.problem("workers", "expected a number from 1 to 1024 or \"auto\", got \"\(text)\"") }
+            }
+        }
+        if let node = fields["limits"], let map = reader.mapping(node, at: "limits") {
+            let f = reader.fields(map, at: "limits", allowed: ["max_body_bytes", "max_header_bytes", "client_timeout"])
+            if let n = f["max_body_bytes"], let v = reader.integer(n, at: "limits.max_body_bytes", in: 1...(1 << 30)) {
+                config.limits.maxBodyBytes = v
+            }
+            if let n = f["max_header_bytes"], let v = reader.integer(n, at: "limits.max_header_bytes", in: 1024...(1 << 20)) {
+                config.limits.maxHeaderBytes = v
+            }
+            if let n = f["client_timeout"], let d = reader.duration(n, at: "limits.client_timeout", minimum: .init(milliseconds: 100)) {
+                config.limits.clientTimeout = d
+            }
+        }
+        if let node = fields["shutdown_grace"], let d = reader.duration(node, at: "shutdown_grace", minimum: .init(milliseconds: 0)) {
+            config.shutdownGrace = d
+        }
+
+        if let node = fields["routes"], let list = reader.sequence(node, at: "routes") {
+            if list.isEmpty { reader.problem("routes", "at least one route is required") }
+            var seenPaths: [String: Int] = [:]
+            var seenNames: [String: Int] = [:]
+            for (i, item) in list.enumerated() {
+                let key = "routes[\(i)]"
+                guard let route = loadRoute(item, at: key, reader: &reader, environment: environment) else { continue }
+                if let first = seenPaths[route.path] {
+                    reader.problem("\(key).path", "duplicate path \"\(route.path)\" (also routes[\(first)].path)")
+                } else {
+                    seenPaths[route.path] = i
+                }
+                if let first = seenNames[route.name] {
+                    reader.problem("\(key).name", "duplicate name \"\(route.name)\" (also routes[\(first)].name)")
+                } else {
+                    seenNames[route.name] = i
+                }
+                config.routes.append(route)
+            }
+        } else if fields["routes"] == nil {
+            reader.problem("routes", "is required")
+        }
+
+        return reader.problems.isEmpty ? .success(config) : .failure(ConfigurationProblems(problems: reader.problems))
+    }
+
+    private static func loadRoute(_ node: Node, at key: String, reader: inout NodeReader, environment: SecretEnvironment) -> Configuration.Route? {
+        guard let map = reader.mapping(node, at: key) else { return nil }
+        let f = reader.fields(map, at: key, allowed: ["name", "path", "verify", "dedup", "upstream"])
+        let name = reader.required(f, "name", at: key).flatMap { reader.string($0, at: "\(key).name") }
+        if let name, name.isEmpty || !name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }) {
+            reader.problem("\(key).name", "expected letters, digits, '-', '_' or '.', got \"\(name)\"")
+        }
+        let path = reader.required(f, "path", at: key).flatMap { reader.string($0, at: "\(key).path") }
+        if let path, !path.hasPrefix("/") || path.contains("?") || path.contains(where: { $0 == " " || $0.isNewline }) {
+            reader.problem("\(key).path", "expected an absolute path without query, got \"\(path)\"")
+        }
+        let verify = reader.required(f, "verify", at: key).flatMap { loadVerify($0, at: "\(key).verify", reader: &reader, environment: environment) }
+        var dedup = Configuration.Dedup()
+        if let node = f["dedup"], let m = reader.mapping(node, at: "\(key).dedup") {
+            let d = reader.fields(m, at: "\(key).dedup", allowed: ["capacity", "ttl"])
+            if let n = d["capacity"], let v = reader.integer(n, at: "\(key).dedup.capacity", in: 1...50_000_000) { dedup.capacity = v }
+            if let n = d["ttl"], let v = reader.duration(n, at: "\(key).dedup.ttl", minimum: .seconds(1)) { dedup.ttl = v }
+        }
+        let upstream = reader.required(f, "upstream", at: key).flatMap { loadUpstream($0, at: "\(key).upstream", reader: &reader) }
+        guard let name, let path, let verify, let upstream else { return nil }
+        return Configuration.Route(name: name, path: path, verify: verify, dedup: dedup, upstream: upstream)
+    }
+
+    private static func loadVerify(_ node: Node, at key: String, reader: inout NodeReader, environment: SecretEnvironment) -> Configuration.Verify? {
+        guard let map = reader.mapping(node, at: key) else { return nil }
+        let f = reader.fields(map, at: key, allowed: ["scheme", "secrets", "tolerance"])
+        var scheme: SignatureSchemeName?
+        if let n = reader.required(f, "scheme", at: key), let text = reader.string(n, at: "\(key).scheme") {
+            scheme = SignatureSchemeName(rawValue: text)
+            if scheme == nil {
+                let known = SignatureSchemeName.allCases.map(\.rawValue).joined(separator: ", ")
+                reader.problem("\(key).scheme", "unknown scheme \"\(text)\" (known: \(known))")
+            }
+        }
+        var secrets: [Secret] = []
+        if let n = reader.required(f, "secrets", at: key), let list = reader.sequence(n, at: "\(key).secrets") {
+            if list.isEmpty { reader.problem("\(key).secrets", "at least one secret is required") }
+            for (i, item) in list.enumerated() {
+                if let secret = loadSecret(item, at: "\(key).secrets[\(i)]", reader: &reader, environment: environment) {
+                    secrets.append(secret)
+                }
+            }
+        }
+        var tolerance = ConfigDuration.seconds(300)
+        if let n = f["tolerance"], let d = reader.duration(n, at: "\(key).tolerance", minimum: .seconds(1)) {
+            if d > .seconds(24 * 3600) { reader.problem("\(key).tolerance", "must be at most 24h, got \(d)") }
+            tolerance = d
+        }
+        guard let scheme, !secrets.isEmpty else { return nil }
+        return Configuration.Verify(scheme: scheme, secrets: secrets, tolerance: tolerance)
+    }
+
+    private static func loadSecret(_ node: Node, at key: String, reader: inout NodeReader, environment: SecretEnvironment) -> Secret? {
+        guard let map = reader.mapping(node, at: key) else { return nil }
+        let f = reader.fields(map, at: key, allowed: ["env", "file", "value"])
+        guard f.count == 1, let (kind, valueNode) = f.first else {
+            if !f.isEmpty || map.count == 0 { reader.problem(key, "expected exactly one of env, file or value") }
+            return nil
+        }
+        guard let text = reader.string(valueNode, at: "\(key).\(kind)") else { return nil }
+        let secret: Secret
+        switch kind {
+        case "env":
+            guard let value = environment.variables[text], !value.isEmpty else {
+                reader.problem(key, "environment variable \(text) is not set")
+                return nil
+            }
+            secret = Secret(origin: .environment(text), bytes: Array(value.utf8))
+        case "file":
+            do {
+                var bytes = try environment.readFile(text)
+                // A trailing newline is how most tools write a file, not part of the secret.
+                while let last = bytes.last, last == UInt8(ascii: "\n") || last == UInt8(ascii: "\r") { bytes.removeLast() }
+                secret = Secret(origin: .file(text), bytes: bytes)
+            } catch {
+                reader.problem(key, "cannot read secret file \(text): \(error)")
+                return nil
+            }
+        default:
+            secret = Secret(origin: .literal, bytes: Array(text.utf8))
+        }
+        if secret.bytes.count < minimumSecretBytes {
+            reader.problem(key, "secret is \(secret.bytes.count) bytes; at least \(minimumSecretBytes) are required")
+            return nil
+        }
+        return secret
+    }
+
+    private static func loadUpstream(_ node: Node, at key: String, reader: inout NodeReader) -> Configuration.Upstream? {
+        guard let map = reader.mapping(node, at: key) else { return nil }
+        let f = reader.fields(map, at: key, allowed: ["url", "timeout", "max_connections", "add_headers"])
+        var upstream: Configuration.Upstream?
+        if let n = reader.required(f, "url", at: key), let text = reader.string(n, at: "\(key).url") {
+            if let url = UpstreamURL(parsing: text) {
+                if url.scheme == .https {
+                    reader.problem("\(key).url", "https upstreams are not supported yet; use http://")
+                } else {
+                    upstream = Configuration.Upstream(url: url)
+                }
+            } else {
+                reader.problem("\(key).url", "expected http://host:port/path, got \"\(text)\"")
+            }
+        }
+        if let n = f["timeout"], let d = reader.duration(n, at: "\(key).timeout", minimum: .init(milliseconds: 100)) {
+            if d >= senderDeadline {
+                reader.problem("\(key).timeout", "must be below the sender's \(senderDeadline) deadline, got \(d)")
+            }
+            upstream?.timeout = d
+        }
+        if let n = f["max_connections"], let v = reader.integer(n, at: "\(key).max_connections", in: 1...4096) {
+            upstream?.maxConnections = v
+        }
+        if let n = f["add_headers"], let m = reader.mapping(n, at: "\(key).add_headers") {
+            var seen = Set<String>()
+            for (k, v) in m {
+                guard let name = reader.string(k, at: "\(key).add_headers"),
+                      let value = reader.string(v, at: "\(key).add_headers.\(name)") else { continue }
+                let hkey = "\(key).add_headers.\(name)"
+                if !HeaderPolicy.isValidName(name) {
+                    reader.problem(hkey, "not a valid header name")
+                } else if HeaderPolicy.isReservedForAddHeaders(name) {
+                    reader.problem(hkey, "this header is set by hookgate or hop-by-hop and cannot be added")
+                } else if !seen.insert(name.lowercased()).inserted {
+                    reader.problem(hkey, "duplicate header name")
+                } else if !HeaderPolicy.isValidValue(value) {
+                    reader.problem(hkey, "header values may not contain control characters")
+                } else {
+                    upstream?.addHeaders.append((name, value))
+                }
+            }
+        }
+        return upstream
+    }
+}
+
+/// Walks a YAML node tree, keeping the problems it finds.
+private struct NodeReader {
+    var problems: [ConfigurationProblem] = []
+
+    mutating func problem(_ key: String, _ message: String) {
+        problems.append(ConfigurationProblem(key: key, message: message))
+    }
+
+    /// The mapping's entries by key; unknown and repeated keys are problems.
+    mutating func fields(_ map: Node.Mapping, at key: String, allowed: Set<String>) -> [String: Node] {
+        var result: [String: Node] = [:]
+        for (k, v) in map {
+            guard let name = k.scalar?.string else {
+                problem(key, "keys must be plain strings")
+                continue
+            }
+            let path = key.isEmpty ? name : "\(key).\(name)"
+            if !allowed.contains(name) {
+                problem(path, "unknown key (allowed here: \(allowed.sorted().joined(separator: ", ")))")
+            } else if result[name] != nil {
+                problem(path, "key appears more than once")
+            } else {
+                result[name] = v
+            }
+        }
+        return result
+    }
+
+    mutating func required(_ fields: [String: Node], _ name: String, at key: String) -> Node? {
+        if let n = fields[name] { return n }
+        problem(key.isEmpty ? name : "\(key).\(name)", "is required")
+        return nil
+    }
+
+    mutating func mapping(_ node: Node, at key: String) -> Node.Mapping? {
+        if case .mapping(let m) = node { return m }
+        problem(key, "expected a mapping")
+        return nil
+    }
+
+    mutating func sequence(_ node: Node, at key: String) -> Node.Sequence? {
+        if case .sequence(let s) = node { return s }
+        problem(key, "expected a list")
+        return nil
+    }
+
+    mutating func string(_ node: Node, at key: String) -> String? {
+        if case .scalar(let s) = node { return s.string }
+        problem(key, "expected a single value")
+        return nil
+    }
+
+    mutating func integer(_ node: Node, at key: String, in range: ClosedRange<Int>) -> Int? {
+        guard let text = string(node, at: key) else { return nil }
+        guard let v = Int(text), range.contains(v) else {
+            problem(key, "expected a whole number from \(range.lowerBound) to \(range.upperBound), got \"\(text)\"")
+            return nil
+        }
+        return v
+    }
+
+    mutating func duration(_ node: Node, at key: String, minimum: ConfigDuration) -> ConfigDuration? {
+        guard let text = string(node, at: key) else { return nil }
+        guard let d = ConfigDuration(parsing: text) else {
+            problem(key, "expected a duration such as 500ms, 25s, 5m or 72h, got \"\(text)\"")
+            return nil
+        }
+        guard d >= minimum else {
+            problem(key, "must be at least \(minimum), got \(d)")
+            return nil
+        }
+        return d
+    }
+}

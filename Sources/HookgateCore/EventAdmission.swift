@@ -1,0 +1,43 @@
+/// The stages a request passes before it may be forwarded, in order: method, signature and
+/// timestamp (on the raw bytes), then the envelope (parsed only once authentic), then the
+/// consistency of the delivery headers with the signed body. De-duplication comes after.
+public struct EventAdmission: Sendable {
+    public let scheme: any SignatureScheme
+
+    public init(scheme: any SignatureScheme) { self.scheme = scheme }
+
+    /// `body` is hashed where it lies; `contiguousBody` is called at most once, only after the
+    /// signature has been verified, to parse the envelope.
+    public func admit(
+        method: String,
+        headers: some HeaderFields,
+        body: some ByteSegments,
+        contiguousBody: () -> UnsafeRawBufferPointer,
+        now: Int64
+    ) -> Result<CloudEventEnvelope, Rejection> {
+        guard method == "POST" else {
+            return .failure(Rejection(.methodNotAllowed, "only POST is accepted on this path"))
+        }
+        if let rejection = scheme.verify(headers: headers, body: body, now: now) {
+            return .failure(rejection)
+        }
+        let envelope: CloudEventEnvelope
+        switch CloudEventEnvelope.parse(contiguousBody()) {
+        case .failure(let rejection): return .failure(rejection)
+        case .success(let e): envelope = e
+        }
+        switch headers.value(named: "X-VECU-Event-ID") {
+        case .missing: break
+        case .one(let id) where id == envelope.id: break
+        case .one: return .failure(Rejection(.eventIDMismatch, "X-VECU-Event-ID differs from the body's id"))
+        case .repeated: return .failure(Rejection(.eventIDMismatch, "X-VECU-Event-ID appears more than once"))
+        }
+        switch headers.value(named: "X-VECU-Event-Type") {
+        case .missing: break
+        case .one(let type) where type == envelope.type: break
+        case .one: return .failure(Rejection(.eventTypeMismatch, "X-VECU-Event-Type differs from the body's type"))
+        case .repeated: return .failure(Rejection(.eventTypeMismatch, "X-VECU-Event-Type appears more than once"))
+        }
+        return .success(envelope)
+    }
+}

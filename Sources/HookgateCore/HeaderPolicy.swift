@@ -1,0 +1,67 @@
+/// Which inbound headers reach the upstream, which are the gateway's own, and what a valid
+/// header looks like. Names compare case-insensitively, as HTTP requires.
+public enum HeaderPolicy {
+    /// Hop-by-hop headers (RFC 9110 §7.6.1) and framing headers the gateway recomputes:
+    /// never forwarded.
+    public static let hopByHop: Set<String> = [
+        "connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade",
+        "proxy-connection", "proxy-authenticate", "proxy-authorization",
+        "content-length", "host",
+    ]
+
+    /// Headers the gateway sets on every forward; inbound copies are dropped so a client cannot
+    /// choose their values (X-Forwarded-For is appended to, the rest are replaced).
+    public static let gatewaySet: Set<String> = ["x-forwarded-proto", "x-forwarded-host"]
+
+    /// Prefix of the names the gateway owns; inbound headers with it are removed.
+    public static let gatewayPrefix = "x-hookgate-"
+
+    /// Whether an inbound header is dropped before forwarding. `connectionListed` holds the
+    /// lower-cased names the inbound `Connection` header declared hop-by-hop.
+    public static func isDroppedWhenForwarding(_ name: String, connectionListed: Set<String> = []) -> Bool {
+        let lower = name.lowercased()
+        return hopByHop.contains(lower) || lower.hasPrefix("proxy-") || lower.hasPrefix(gatewayPrefix)
+            || gatewaySet.contains(lower) || connectionListed.contains(lower)
+    }
+
+    /// Names the route's `add_headers` may not use: those the gateway owns or recomputes.
+    public static func isReservedForAddHeaders(_ name: String) -> Bool {
+        let lower = name.lowercased()
+        return isDroppedWhenForwarding(lower) || lower == "x-forwarded-for" || lower == "x-request-id"
+            || lower.hasPrefix("x-vecu-")
+    }
+
+    /// RFC 9110 token characters.
+    public static func isValidName(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.allSatisfy { c in
+            (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A)
+                || "!#$%&'*+-.^_`|~".utf8.contains(c)
+        }
+    }
+
+    /// Visible ASCII, space and tab; no CR, LF, NUL or other controls.
+    public static func isValidValue(_ value: String) -> Bool {
+        value.utf8.allSatisfy { c in c == 0x09 || (c >= 0x20 && c != 0x7F) }
+    }
+
+    /// The names listed in a `Connection` header value, lower-cased.
+    public static func connectionListed(_ value: String) -> Set<String> {
+        Set(value.split(separator: ",").map { $0.trimmingSpaces().lowercased() }.filter { !$0.isEmpty })
+    }
+
+    /// A sender's `X-Request-Id` is kept only if it is short and plain; otherwise one is generated.
+    public static func isAcceptableRequestID(_ value: String) -> Bool {
+        !value.isEmpty && value.utf8.count <= 128 && value.utf8.allSatisfy { c in
+            (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || "-_.:".utf8.contains(c)
+        }
+    }
+}
+
+extension Substring {
+    func trimmingSpaces() -> Substring {
+        var s = self
+        while let f = s.first, f == " " || f == "\t" { s = s.dropFirst() }
+        while let l = s.last, l == " " || l == "\t" { s = s.dropLast() }
+        return s
+    }
+}

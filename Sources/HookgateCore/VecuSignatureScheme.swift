@@ -1,0 +1,74 @@
+/// The VECU platform's scheme: `X-VECU-Signature: sha256=<hex HMAC-SHA256(secret,
+/// "{X-VECU-Timestamp}.{raw body}")>`, with the timestamp inside a window around now.
+/// Several secrets may be configured during rotation; a match with any of them passes.
+public struct VecuSignatureScheme: SignatureScheme {
+    public static let timestampHeader = "X-VECU-Timestamp"
+    public static let signatureHeader = "X-VECU-Signature"
+    static let prefix = Array("sha256=".utf8)
+
+    private let keys: [HMACSHA256Key]
+    public let window: TimestampWindow
+
+    public init(secrets: [[UInt8]], toleranceSeconds: Int64) {
+        keys = secrets.map(HMACSHA256Key.init(key:))
+        window = TimestampWindow(toleranceSeconds: toleranceSeconds)
+    }
+
+    public func verify(headers: some HeaderFields, body: some ByteSegments, now: Int64) -> Rejection? {
+        let timestampText: String
+        switch headers.value(named: Self.timestampHeader) {
+        case .missing: return Rejection(.timestampMissing, "X-VECU-Timestamp header is required")
+        case .repeated: return Rejection(.timestampInvalid, "X-VECU-Timestamp header appears more than once")
+        case .one(let v): timestampText = v
+        }
+        guard let timestamp = TimestampWindow.parseTimestamp(timestampText.utf8) else {
+            return Rejection(.timestampInvalid, "X-VECU-Timestamp must be Unix seconds (digits only)")
+        }
+        let signatureText: String
+        switch headers.value(named: Self.signatureHeader) {
+        case .missing: return Rejection(.signatureMissing, "X-VECU-Signature header is required")
+        case .repeated: return Rejection(.signatureMalformed, "X-VECU-Signature header appears more than once")
+        case .one(let v): signatureText = v
+        }
+        guard let claimed = Self.parseSignature(signatureText) else {
+            return Rejection(.signatureMalformed, "X-VECU-Signature must be sha256= followed by 64 hex digits")
+        }
+        guard window.contains(timestamp, now: now) else {
+            return Rejection(.timestampOutsideWindow, "X-VECU-Timestamp is more than \(window.toleranceSeconds)s away from the gateway's clock")
+        }
+        guard matchesAnyKey(claimed, timestamp: timestampText, body: body) else {
+            return Rejection(.signatureMismatch, "X-VECU-Signature does not match the body")
+        }
+        return nil
+    }
+
+    /// `sha256=` (exactly, lower case) followed by 64 hex digits of either case.
+    public static func parseSignature(_ text: String) -> Digest32? {
+        let bytes = text.utf8
+        guard bytes.count == prefix.count + 64, bytes.starts(with: prefix) else { return nil }
+        return Digest32(hex: bytes.dropFirst(prefix.count))
+    }
+
+    /// The signature a sender with `secret` would send for `body` at `timestamp`.
+    public static func sign(secret: [UInt8], timestamp: Int64, body: [UInt8]) -> String {
+        let digest = HMACSHA256Key(key: secret).authenticate(Array("\(timestamp).".utf8) + body)
+        return "sha256=" + digest.hex
+    }
+
+    private func matchesAnyKey(_ claimed: Digest32, timestamp: String, body: some ByteSegments) -> Bool {
+        var matched = false
+        var stamp = timestamp
+        stamp.withUTF8 { stampBytes in
+            for key in keys {
+                let digest = key.authenticate { emit in
+                    emit(UnsafeRawBufferPointer(stampBytes))
+                    withUnsafeBytes(of: UInt8(ascii: ".")) { emit($0) }
+                    body.forEachSegment(emit)
+                }
+                // Every key is tried so the time taken does not reveal which one matched.
+                if digest.constantTimeEquals(claimed) { matched = true }
+            }
+        }
+        return matched
+    }
+}
