@@ -36,7 +36,6 @@ let package = Package(
             dependencies: [
                 "HookgateCore",
                 "CLibevent",
-                "COpenSSL",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: [.swiftLanguageMode(.v5)]

@@ -3,7 +3,6 @@
 /* libevent as Swift sees it. Macros and struct walks become tiny inline functions; no logic. */
 #include <event2/event.h>
 #include <event2/http.h>
-#include <event2/http_struct.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -17,9 +16,11 @@
 #include <arpa/inet.h>
 #include <signal.h>
 #include <time.h>
+#include <strings.h>
+#include <sys/uio.h>
 
-static inline struct evkeyval *hg_headers_first(struct evkeyvalq *headers) { return TAILQ_FIRST(headers); }
-static inline struct evkeyval *hg_headers_next(struct evkeyval *header) { return TAILQ_NEXT(header, next); }
+static inline struct evkeyval *hg_headers_first(struct evkeyvalq *headers) { return headers->tqh_first; }
+static inline struct evkeyval *hg_headers_next(struct evkeyval *header) { return header->next.tqe_next; }
 
 static inline long long hg_monotonic_ms(void) {
     struct timespec ts;

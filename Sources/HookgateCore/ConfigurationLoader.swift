@@ -15,6 +15,7 @@ public struct ConfigurationProblem: Error, Sendable, Equatable, CustomStringConv
 /// Everything wrong with a configuration file, in file order.
 public struct ConfigurationProblems: Error, Sendable, CustomStringConvertible {
     public var problems: [ConfigurationProblem]
+    public init(problems: [ConfigurationProblem]) { self.problems = problems }
     public var description: String { problems.map(\.description).joined(separator: "\n") }
 }
 

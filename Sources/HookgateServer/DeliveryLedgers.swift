@@ -1,0 +1,58 @@
+import HookgateCore
+
+/// A copy of an event that waits while another copy is forwarded: the request and the worker
+/// that must answer it (answers are sent on the worker's own thread).
+struct WaitingCopy {
+    let exchange: InboundExchange
+    let worker: Worker
+}
+
+/// The dedup ledgers of all routes, shared by every worker under one lock, so that a duplicate
+/// is recognised whichever worker receives it. Keyed by route name, so they survive reloads.
+final class DeliveryLedgers {
+    private let state = Locked<[String: DeliveryLedger<WaitingCopy>]>([:])
+
+    /// Creates or resizes the ledger of each route (start-up and reload).
+    func configure(_ routes: [Configuration.Route]) {
+        state.withLock { ledgers in
+            for route in routes {
+                if let ledger = ledgers[route.name] {
+                    ledger.reconfigure(capacity: route.dedup.capacity, ttlMilliseconds: route.dedup.ttl.milliseconds)
+                } else {
+                    ledgers[route.name] = DeliveryLedger(capacity: route.dedup.capacity, ttlMilliseconds: route.dedup.ttl.milliseconds)
+                }
+            }
+        }
+    }
+
+    func claim(route: String, key: EventKey) -> DeliveryLedger<WaitingCopy>.Claim {
+        let now = MonotonicClock.milliseconds()
+        return state.withLock { $0[route]!.claim(key, now: now) }
+    }
+
+    /// Claims, and when the event is in flight adds `waiter`; returns nil if the waiter was added.
+    func claimOrWait(route: String, key: EventKey, waiter: WaitingCopy) -> DeliveryLedger<WaitingCopy>.Claim? {
+        let now = MonotonicClock.milliseconds()
+        return state.withLock { ledgers in
+            let ledger = ledgers[route]!
+            let claim = ledger.claim(key, now: now)
+            if claim == .inFlight, ledger.wait(key, waiter) { return nil }
+            return claim
+        }
+    }
+
+    func finish(route: String, key: EventKey, delivered: Bool) -> [WaitingCopy] {
+        let now = MonotonicClock.milliseconds()
+        return state.withLock { $0[route]?.finish(key, delivered: delivered, now: now) ?? [] }
+    }
+
+    /// Entries and evictions per route (metrics).
+    func statistics() -> [(route: String, entries: Int, evictions: Int, inFlight: Int)] {
+        state.withLock { ledgers in
+            ledgers.keys.sorted().map { name in
+                let l = ledgers[name]!
+                return (name, l.count, l.evictions, l.inFlightCount)
+            }
+        }
+    }
+}

@@ -1,0 +1,150 @@
+import CLibevent
+import Foundation
+import HookgateCore
+import Logging
+
+/// The running gateway: its workers, the shared dedup ledgers, the current configuration, and the
+/// shutdown sequence (stop accepting, answer 503 to new requests, let forwards finish, exit).
+public final class Gateway {
+    private let runtimeBox: Locked<RuntimeConfiguration>
+    let ledgers = DeliveryLedgers()
+    private var workers: [Worker] = []
+    private let threads = DispatchGroup()
+    private let draining = Locked(false)
+    private let forwardsInFlight = Locked(0)
+    private var signalEvents: [OpaquePointer] = []
+    private var drainTimer: OpaquePointer?
+    private var drainDeadline: Int64 = 0
+    private let log: Logger
+    private let accessLog: Logger
+    /// The port actually bound (useful when the configuration asks for port 0).
+    public private(set) var port: UInt16 = 0
+
+    public init(configuration: Configuration) {
+        runtimeBox = Locked(RuntimeConfiguration(configuration))
+        ledgers.configure(configuration.routes)
+        log = Logger(label: "hookgate")
+        accessLog = Logger(label: "hookgate.access")
+    }
+
+    var runtime: RuntimeConfiguration { runtimeBox.withLock { $0 } }
+    var isDraining: Bool { draining.withLock { $0 } }
+
+    /// Binds the listening sockets and starts every worker on its own thread.
+    public func start() throws {
+        let configuration = runtime.configuration
+        let count = configuration.workers.resolved(cores: ProcessInfo.processInfo.activeProcessorCount)
+        var address = configuration.listen
+        for index in 0..<count {
+            let worker = try Worker(index: index, gateway: self, limits: configuration.limits)
+            port = try worker.listen(on: address, reusePort: count > 1)
+            address.port = port  // port 0: the other workers join the port the first one got
+            workers.append(worker)
+        }
+        for worker in workers {
+            threads.enter()
+            let thread = Thread { [threads] in
+                event_base_loop(worker.base, EVLOOP_NO_EXIT_ON_EMPTY)
+                threads.leave()
+            }
+            thread.name = "hookgate-worker-\(worker.index)"
+            thread.stackSize = 8 << 20
+            thread.start()
+        }
+        log.info("listening", metadata: [
+            "listen": .string("\(configuration.listen.host):\(port)"),
+            "workers": .stringConvertible(count),
+            "routes": .array(configuration.routes.map { .string("\($0.path) -> \($0.upstream.url)") }),
+        ])
+    }
+
+    /// Installs SIGTERM/SIGINT (graceful shutdown) on the first worker's loop.
+    public func handleSignals() {
+        guard let first = workers.first else { return }
+        first.mailbox.post { [self] in
+            for number in [SIGTERM, SIGINT] {
+                let event = event_new(first.base, number, Int16(EV_SIGNAL | EV_PERSIST), { signal, _, arg in
+                    let gateway = Unmanaged<Gateway>.fromOpaque(arg!).takeUnretainedValue()
+                    gateway.log.info("signal received, draining", metadata: ["signal": .stringConvertible(signal)])
+                    gateway.shutdown()
+                }, Unmanaged.passUnretained(self).toOpaque())!
+                event_add(event, nil)
+                signalEvents.append(event)
+            }
+        }
+    }
+
+    /// Blocks until every worker has stopped.
+    public func wait() {
+        threads.wait()
+        for event in signalEvents { event_free(event) }
+        if let drainTimer { event_free(drainTimer) }
+        signalEvents.removeAll()
+        drainTimer = nil
+        workers.removeAll()
+        log.info("stopped")
+    }
+
+    /// Starts the graceful shutdown; safe from any thread, idempotent.
+    public func shutdown() {
+        let already = draining.withLock { flag -> Bool in
+            defer { flag = true }
+            return flag
+        }
+        guard !already, let first = workers.first else { return }
+        let grace = runtime.configuration.shutdownGrace.milliseconds
+        for worker in workers { worker.mailbox.post { worker.stopAccepting() } }
+        first.mailbox.post { [self] in
+            drainDeadline = MonotonicClock.milliseconds() + grace
+            drainTimer = event_new(first.base, -1, Int16(EV_PERSIST), { _, _, arg in
+                Unmanaged<Gateway>.fromOpaque(arg!).takeUnretainedValue().checkDrained()
+            }, Unmanaged.passUnretained(self).toOpaque())
+            var tick = timeval(milliseconds: 20)
+            event_add(drainTimer, &tick)
+            checkDrained()
+        }
+    }
+
+    private func checkDrained() {
+        let remaining = forwardsInFlight.withLock { $0 }
+        let expired = MonotonicClock.milliseconds() >= drainDeadline
+        guard remaining == 0 || expired else { return }
+        if remaining > 0 {
+            log.warning("shutdown grace expired with forwards in flight", metadata: ["in_flight": .stringConvertible(remaining)])
+        }
+        if let drainTimer { event_del(drainTimer) }
+        // One more turn of each loop lets the last answers be written before the loops end.
+        for worker in workers {
+            worker.mailbox.post {
+                var flush = timeval(milliseconds: 50)
+                event_base_loopexit(worker.base, &flush)
+            }
+        }
+    }
+
+    func forwardStarted() { forwardsInFlight.withLock { $0 += 1 } }
+    func forwardFinished() { forwardsInFlight.withLock { $0 -= 1 } }
+
+    func recordUpstream(route: String, status: Int?, microseconds: Int64) {}
+
+    /// The access log: one line per answered request.
+    func recordAnswer(_ exchange: InboundExchange, status: Int, outcome: Outcome, reason: String?, upstreamStatus: Int?, client: String) {
+        let elapsed = MonotonicClock.microseconds() - exchange.startedMicroseconds
+        var metadata: Logger.Metadata = [
+            "status": .stringConvertible(status),
+            "outcome": .string(outcome.rawValue),
+            "duration_ms": .stringConvertible(Double(elapsed) / 1000),
+            "request_id": .string(exchange.requestID),
+            "client": .string(client),
+        ]
+        if let route = exchange.route { metadata["route"] = .string(route.name) }
+        if let envelope = exchange.envelope {
+            metadata["event.id"] = .string(envelope.id)
+            metadata["event.type"] = .string(envelope.type)
+            metadata["event.source"] = .string(envelope.source)
+        }
+        if let reason { metadata["reason"] = .string(reason) }
+        if let upstreamStatus { metadata["upstream.status"] = .stringConvertible(upstreamStatus) }
+        accessLog.info("request", metadata: metadata)
+    }
+}

@@ -1,0 +1,73 @@
+import Foundation
+import HookgateCore
+import Logging
+
+/// swift-log handler that writes one JSON object per line to stdout:
+/// `{"time":"...","level":"info","msg":"...", <metadata keys>...}`. Metadata keys are written as
+/// given (dotted, e.g. `event.id`). Never pass secrets, signatures or bodies as metadata.
+public struct JSONLogHandler: LogHandler {
+    public var metadata: Logger.Metadata = [:]
+    public var logLevel: Logger.Level = .info
+    private let label: String
+
+    public init(label: String) { self.label = label }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        var line = "{\"time\":\"\(Self.timestamp())\",\"level\":\"\(event.level.rawValue)\",\"msg\":\(JSONText.quoted(event.message.description))"
+        let merged = event.metadata.map { metadata.merging($0) { $1 } } ?? metadata
+        for key in merged.keys.sorted() {
+            line += ",\(JSONText.quoted(key)):\(Self.render(merged[key]!))"
+        }
+        line += "}\n"
+        LogOutput.write(line)
+    }
+
+    static func render(_ value: Logger.Metadata.Value) -> String {
+        switch value {
+        case .string(let s): return JSONText.quoted(s)
+        case .stringConvertible(let c):
+            if let n = c as? any BinaryInteger { return "\(n)" }
+            if let d = c as? Double { return d.isFinite ? "\(d)" : "null" }
+            if let b = c as? Bool { return b ? "true" : "false" }
+            return JSONText.quoted(c.description)
+        case .array(let items): return "[" + items.map(render).joined(separator: ",") + "]"
+        case .dictionary(let dict):
+            return "{" + dict.keys.sorted().map { "\(JSONText.quoted($0)):\(render(dict[$0]!))" }.joined(separator: ",") + "}"
+        }
+    }
+
+    /// RFC 3339 UTC with milliseconds.
+    static func timestamp() -> String {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        var tm = tm()
+        var seconds = ts.tv_sec
+        gmtime_r(&seconds, &tm)
+        let ms = ts.tv_nsec / 1_000_000
+        func pad(_ v: Int32, _ width: Int) -> String {
+            let s = String(v)
+            return String(repeating: "0", count: max(0, width - s.count)) + s
+        }
+        return "\(pad(tm.tm_year + 1900, 4))-\(pad(tm.tm_mon + 1, 2))-\(pad(tm.tm_mday, 2))T\(pad(tm.tm_hour, 2)):\(pad(tm.tm_min, 2)):\(pad(tm.tm_sec, 2)).\(pad(Int32(ms), 3))Z"
+    }
+}
+
+/// Serialises whole lines onto stdout from any thread.
+enum LogOutput {
+    private static let lock = NSLock()
+
+    static func write(_ line: String) {
+        lock.lock()
+        defer { lock.unlock() }
+        var text = line
+        text.withUTF8 { bytes in
+            _ = fwrite(bytes.baseAddress, 1, bytes.count, stdout)
+        }
+        fflush(stdout)
+    }
+}
