@@ -11,6 +11,8 @@ public struct Configuration: Sendable {
     public var shutdownGrace: ConfigDuration = .seconds(25)
     /// `routes`: at least one.
     public var routes: [Route] = []
+    /// `admin.listen`: the operator's listener (health, readiness, metrics). Off when absent.
+    public var adminListen: ListenAddress?
 
     public init() {}
 

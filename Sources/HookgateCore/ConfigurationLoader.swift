@@ -50,7 +50,7 @@ public enum ConfigurationLoader {
             return .failure(ConfigurationProblems(problems: [.init(key: "", message: "the file must be a YAML mapping")]))
         }
         var config = Configuration()
-        let fields = reader.fields(top, at: "", allowed: ["listen", "workers", "limits", "shutdown_grace", "routes"])
+        let fields = reader.fields(top, at: "", allowed: ["listen", "workers", "limits", "shutdown_grace", "routes", "admin"])
 
         if let node = fields["listen"] {
             if let text = reader.string(node, at: "listen") {
@@ -75,6 +75,13 @@ public enum ConfigurationLoader {
             }
             if let n = f["client_timeout"], let d = reader.duration(n, at: "limits.client_timeout", minimum: .init(milliseconds: 100)) {
                 config.limits.clientTimeout = d
+            }
+        }
+        if let node = fields["admin"], let map = reader.mapping(node, at: "admin") {
+            let f = reader.fields(map, at: "admin", allowed: ["listen"])
+            if let n = reader.required(f, "listen", at: "admin"), let text = reader.string(n, at: "admin.listen") {
+                if let address = ListenAddress(parsing: text) { config.adminListen = address }
+                else { reader.problem("admin.listen", "expected host:port, got \"\(text)\"") }
             }
         }
         if let node = fields["shutdown_grace"], let d = reader.duration(node, at: "shutdown_grace", minimum: .init(milliseconds: 0)) {
@@ -104,6 +111,9 @@ public enum ConfigurationLoader {
             reader.problem("routes", "is required")
         }
 
+        if let admin = config.adminListen, admin == config.listen, admin.port != 0 {
+            reader.problem("admin.listen", "must differ from listen: admin paths are never served on the webhook port")
+        }
         return reader.problems.isEmpty ? .success(config) : .failure(ConfigurationProblems(problems: reader.problems))
     }
 

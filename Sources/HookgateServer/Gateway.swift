@@ -17,10 +17,18 @@ public final class Gateway {
     private var drainDeadline: Int64 = 0
     private let log: Logger
     private let accessLog: Logger
+    let metrics = GatewayMetrics()
+    private var admin: AdminServer?
+    private let serving = Locked(false)
+    private let configurationPath: String?
+    /// The admin listener's port, when there is one.
+    public var adminPort: UInt16? { admin?.port }
     /// The port actually bound (useful when the configuration asks for port 0).
     public private(set) var port: UInt16 = 0
 
-    public init(configuration: Configuration) {
+    /// `configurationPath` is what SIGHUP re-reads; without it, reloading is off.
+    public init(configuration: Configuration, configurationPath: String? = nil) {
+        self.configurationPath = configurationPath
         runtimeBox = Locked(RuntimeConfiguration(configuration))
         ledgers.configure(configuration.routes)
         log = Logger(label: "hookgate")
@@ -29,6 +37,10 @@ public final class Gateway {
 
     var runtime: RuntimeConfiguration { runtimeBox.withLock { $0 } }
     var isDraining: Bool { draining.withLock { $0 } }
+    /// Listening with a valid configuration and not draining (`/readyz`).
+    var isReady: Bool { serving.withLock { $0 } && !isDraining }
+
+    func metricsExposition() -> [UInt8] { metrics.exposition(ledgers: ledgers) }
 
     /// Binds the listening sockets and starts every worker on its own thread.
     public func start() throws {
@@ -41,6 +53,12 @@ public final class Gateway {
             address.port = port  // port 0: the other workers join the port the first one got
             workers.append(worker)
         }
+        if let adminListen = configuration.adminListen {
+            let server = try AdminServer(listen: adminListen, gateway: self)
+            server.start()
+            admin = server
+            log.info("admin listening", metadata: ["admin.listen": .string("\(adminListen.host):\(server.port)")])
+        }
         for worker in workers {
             threads.enter()
             let thread = Thread { [threads] in
@@ -51,6 +69,7 @@ public final class Gateway {
             thread.stackSize = 8 << 20
             thread.start()
         }
+        serving.withLock { $0 = true }
         log.info("listening", metadata: [
             "listen": .string("\(configuration.listen.host):\(port)"),
             "workers": .stringConvertible(count),
@@ -58,15 +77,20 @@ public final class Gateway {
         ])
     }
 
-    /// Installs SIGTERM/SIGINT (graceful shutdown) on the first worker's loop.
+    /// Installs SIGTERM/SIGINT (graceful shutdown) and SIGHUP (reload) on the first worker's loop.
     public func handleSignals() {
         guard let first = workers.first else { return }
         first.mailbox.post { [self] in
-            for number in [SIGTERM, SIGINT] {
+            for number in [SIGTERM, SIGINT, SIGHUP] {
+                // Ownership: unretained; the gateway outlives its workers' loops.
                 let event = event_new(first.base, number, Int16(EV_SIGNAL | EV_PERSIST), { signal, _, arg in
                     let gateway = Unmanaged<Gateway>.fromOpaque(arg!).takeUnretainedValue()
-                    gateway.log.info("signal received, draining", metadata: ["signal": .stringConvertible(signal)])
-                    gateway.shutdown()
+                    if signal == SIGHUP {
+                        gateway.reload()
+                    } else {
+                        gateway.log.info("signal received, draining", metadata: ["signal": .stringConvertible(signal)])
+                        gateway.shutdown()
+                    }
                 }, Unmanaged.passUnretained(self).toOpaque())!
                 event_add(event, nil)
                 signalEvents.append(event)
@@ -82,6 +106,8 @@ public final class Gateway {
         signalEvents.removeAll()
         drainTimer = nil
         workers.removeAll()
+        admin?.stop()
+        admin = nil
         log.info("stopped")
     }
 
@@ -125,11 +151,44 @@ public final class Gateway {
     func forwardStarted() { forwardsInFlight.withLock { $0 += 1 } }
     func forwardFinished() { forwardsInFlight.withLock { $0 -= 1 } }
 
-    func recordUpstream(route: String, status: Int?, microseconds: Int64) {}
+    func recordUpstream(route: String, status: Int?, microseconds: Int64) {
+        metrics.upstreamAnswered(route: route, status: status, microseconds: microseconds)
+    }
+
+    /// Re-reads the configuration file. A valid one applies to requests that arrive from now on
+    /// (in-flight ones finish under the old one) and the dedup ledgers carry over; an invalid one
+    /// is logged and the old configuration keeps serving.
+    public func reload() {
+        guard let path = configurationPath else { return }
+        switch ConfigurationFile.load(path: path) {
+        case .failure(let problems):
+            for problem in problems.problems {
+                log.error("reload rejected, keeping the running configuration",
+                          metadata: ["key": .string(problem.key), "problem": .string(problem.message)])
+            }
+            metrics.reloaded(success: false)
+        case .success(let configuration):
+            let old = runtime.configuration
+            if configuration.listen != old.listen || configuration.workers != old.workers || configuration.adminListen != old.adminListen {
+                log.warning("listen, workers and admin.listen changes take effect only after a restart")
+            }
+            ledgers.configure(configuration.routes)
+            let fresh = RuntimeConfiguration(configuration)
+            runtimeBox.withLock { $0 = fresh }
+            for worker in workers {
+                worker.mailbox.post { worker.apply(fresh) }
+            }
+            metrics.reloaded(success: true)
+            log.info("configuration reloaded", metadata: [
+                "routes": .array(configuration.routes.map { .string("\($0.path) -> \($0.upstream.url)") }),
+            ])
+        }
+    }
 
     /// The access log: one line per answered request.
     func recordAnswer(_ exchange: InboundExchange, status: Int, outcome: Outcome, reason: String?, upstreamStatus: Int?, client: String) {
         let elapsed = MonotonicClock.microseconds() - exchange.startedMicroseconds
+        metrics.requestAnswered(route: exchange.route?.name, outcome: outcome, reason: reason, microseconds: elapsed)
         var metadata: Logger.Metadata = [
             "status": .stringConvertible(status),
             "outcome": .string(outcome.rawValue),

@@ -9,7 +9,7 @@ final class ForwardJob {
     let startedMicroseconds: Int64 = MonotonicClock.microseconds()
     var error: evhttp_request_error?
     var connection: UpstreamConnection?
-    unowned let pool: UpstreamPool
+    let pool: UpstreamPool
 
     init(exchange: InboundExchange, headers: [(name: String, value: String)], deadlineMilliseconds: Int64, pool: UpstreamPool) {
         self.exchange = exchange
@@ -94,6 +94,7 @@ final class UpstreamPool {
             return
         }
         job.connection = connection
+        job.exchange.worker.gateway.metrics.connectionsInUse(route: route.name, change: 1)
         var timeout = timeval(milliseconds: remaining)
         evhttp_connection_set_timeout_tv(connection.connection, &timeout)
 
@@ -122,6 +123,7 @@ final class UpstreamPool {
     private func requestDone(_ job: ForwardJob, response: OpaquePointer?) {
         guard let connection = job.connection else { return }
         job.connection = nil
+        job.exchange.worker.gateway.metrics.connectionsInUse(route: route.name, change: -1)
         let outcome: UpstreamOutcome
         let status = response.map { Int(evhttp_request_get_response_code($0)) } ?? 0
         if status > 0 {

@@ -14,6 +14,9 @@ final class Worker {
     private let dns: OpaquePointer?
     private(set) var mailbox: Mailbox!
     private var pools: [ObjectIdentifier: UpstreamPool] = [:]
+    /// Pools of a configuration replaced by a reload, kept until their last forward ends.
+    private var retiring: [UpstreamPool] = []
+
     private var requestCounter: UInt64 = 0
     private let requestIDPrefix: String
 
@@ -27,10 +30,7 @@ final class Worker {
         dns = evdns_base_new(base, Int32(EVDNS_BASE_INITIALIZE_NAMESERVERS))
         requestIDPrefix = String(UInt32.random(in: 0...UInt32.max), radix: 16) + "-\(index)"
         mailbox = Mailbox(base: base)
-        evhttp_set_max_headers_size(http, Int(limits.maxHeaderBytes))
-        evhttp_set_max_body_size(http, Int(limits.maxBodyBytes))
-        var timeout = timeval(milliseconds: limits.clientTimeout.milliseconds)
-        evhttp_set_timeout_tv(http, &timeout)
+        applyLimits(limits)
         // Accept every method so that hookgate, not libevent, answers the ones a route refuses.
         evhttp_set_allowed_methods(http, UInt16(EVHTTP_REQ_GET.rawValue | EVHTTP_REQ_POST.rawValue | EVHTTP_REQ_HEAD.rawValue
             | EVHTTP_REQ_PUT.rawValue | EVHTTP_REQ_DELETE.rawValue | EVHTTP_REQ_OPTIONS.rawValue
@@ -49,6 +49,27 @@ final class Worker {
         evhttp_free(http)
         if let dns { evdns_base_free(dns, 0) }
         event_base_free(base)
+    }
+
+    private func applyLimits(_ limits: Configuration.Limits) {
+        evhttp_set_max_headers_size(http, Int(limits.maxHeaderBytes))
+        evhttp_set_max_body_size(http, Int(limits.maxBodyBytes))
+        var timeout = timeval(milliseconds: limits.clientTimeout.milliseconds)
+        evhttp_set_timeout_tv(http, &timeout)
+    }
+
+    /// Takes a reloaded configuration: new limits for new connections, new pools for new
+    /// forwards; the old pools finish what they carry and are then freed.
+    func apply(_ runtime: RuntimeConfiguration) {
+        applyLimits(runtime.configuration.limits)
+        retiring.append(contentsOf: pools.values)
+        pools.removeAll()
+        freeIdleRetiredPools()
+    }
+
+    /// Runs from the mailbox, never inside a libevent HTTP callback of the connection being freed.
+    private func freeIdleRetiredPools() {
+        retiring.removeAll { $0.busyConnections == 0 && $0.waitingCount == 0 }
     }
 
     /// Binds the listening socket. `reusePort` lets every worker bind the same port.
@@ -85,6 +106,7 @@ final class Worker {
 
     private func handle(_ request: OpaquePointer) {
         let runtime = gateway.runtime
+        gateway.metrics.requestStarted()
         let exchange = InboundExchange(request: request, worker: self, runtime: runtime, generatedID: nextRequestID)
         if gateway.isDraining {
             exchange.reject(Rejection(.shuttingDown, "hookgate is shutting down; retry"), closeConnection: true)
@@ -161,6 +183,7 @@ final class Worker {
             exchange.reject(rejection, upstreamStatus: upstreamStatus)
         }
         gateway.forwardFinished()
+        if !retiring.isEmpty { mailbox.post { [self] in freeIdleRetiredPools() } }
         for waiter in waiters {
             waiter.worker.mailbox.post { waiter.exchange.answerAsWaiter(firstCopyDelivered: delivered) }
         }

@@ -47,7 +47,7 @@ struct Serve: ParsableCommand {
             throw ExitCode(1)
         }
         warnAboutLiteralSecrets(configuration, log: log)
-        let gateway = Gateway(configuration: configuration)
+        let gateway = Gateway(configuration: configuration, configurationPath: config)
         do {
             try gateway.start()
         } catch {
