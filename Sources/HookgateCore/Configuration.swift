@@ -1,8 +1,10 @@
 /// The gateway's configuration after loading and validation: every value present, every
 /// default applied, every secret read. Defaults live here and nowhere else.
 public struct Configuration: Sendable {
-    /// `listen`: inbound address. Default `127.0.0.1:8080`.
+    /// `listen` (or `listen.address`): inbound address. Default `127.0.0.1:8080`.
     public var listen: ListenAddress = ListenAddress(host: "127.0.0.1", port: 8080)
+    /// `listen.tls`: when set, the listener speaks HTTPS only.
+    public var tls: TLSFiles?
     /// `workers`: number of event loops; `auto` = one per core. Default 1.
     public var workers: WorkerCount = .fixed(1)
     /// `limits`: bounds on what a client may send.
@@ -79,10 +81,24 @@ public struct Configuration: Sendable {
         public var timeout: ConfigDuration = .seconds(25)
         /// `max_connections`: keep-alive pool size per worker. Default 64.
         public var maxConnections = 64
+        /// `ca_file`: PEM bundle trusted for an `https://` upstream instead of the system store.
+        public var caFile: String?
+        /// `tls_insecure_skip_verify`: do not verify the upstream's certificate (logged as a warning).
+        public var tlsInsecureSkipVerify = false
         /// `add_headers`: static headers added to every forwarded request, in file order.
         public var addHeaders: [(name: String, value: String)] = []
 
         public init(url: UpstreamURL) { self.url = url }
+    }
+}
+
+/// `listen.tls`: PEM certificate (a chain may follow it in the same file) and private key.
+public struct TLSFiles: Sendable, Equatable {
+    public var certificate: String
+    public var key: String
+    public init(certificate: String, key: String) {
+        self.certificate = certificate
+        self.key = key
     }
 }
 

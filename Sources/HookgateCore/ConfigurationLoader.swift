@@ -53,9 +53,25 @@ public enum ConfigurationLoader {
         let fields = reader.fields(top, at: "", allowed: ["listen", "workers", "limits", "shutdown_grace", "routes", "admin"])
 
         if let node = fields["listen"] {
-            if let text = reader.string(node, at: "listen") {
+            var addressNode: Node? = node
+            if case .mapping(let map) = node {
+                let f = reader.fields(map, at: "listen", allowed: ["address", "tls"])
+                addressNode = reader.required(f, "address", at: "listen")
+                if let tlsNode = f["tls"], let tlsMap = reader.mapping(tlsNode, at: "listen.tls") {
+                    let t = reader.fields(tlsMap, at: "listen.tls", allowed: ["cert", "key"])
+                    let cert = reader.required(t, "cert", at: "listen.tls").flatMap { reader.string($0, at: "listen.tls.cert") }
+                    let key = reader.required(t, "key", at: "listen.tls").flatMap { reader.string($0, at: "listen.tls.key") }
+                    for (k, path) in [("listen.tls.cert", cert), ("listen.tls.key", key)] {
+                        guard let path else { continue }
+                        do { _ = try environment.readFile(path) } catch { reader.problem(k, "cannot read \(path): \(error)") }
+                    }
+                    if let cert, let key { config.tls = TLSFiles(certificate: cert, key: key) }
+                }
+            }
+            let key: String = if case .mapping = node { "listen.address" } else { "listen" }
+            if let addressNode, let text = reader.string(addressNode, at: key) {
                 if let address = ListenAddress(parsing: text) { config.listen = address }
-                else { reader.problem("listen", "expected host:port (e.g. 127.0.0.1:8080 or [::1]:8080), got \"\(text)\"") }
+                else { reader.problem(key, "expected host:port (e.g. 127.0.0.1:8080 or [::1]:8080), got \"\(text)\"") }
             }
         }
         if let node = fields["workers"] {
@@ -135,7 +151,7 @@ public enum ConfigurationLoader {
             if let n = d["capacity"], let v = reader.integer(n, at: "\(key).dedup.capacity", in: 1...50_000_000) { dedup.capacity = v }
             if let n = d["ttl"], let v = reader.duration(n, at: "\(key).dedup.ttl", minimum: .seconds(1)) { dedup.ttl = v }
         }
-        let upstream = reader.required(f, "upstream", at: key).flatMap { loadUpstream($0, at: "\(key).upstream", reader: &reader) }
+        let upstream = reader.required(f, "upstream", at: key).flatMap { loadUpstream($0, at: "\(key).upstream", reader: &reader, environment: environment) }
         guard let name, let path, let verify, let upstream else { return nil }
         return Configuration.Route(name: name, path: path, verify: verify, dedup: dedup, upstream: upstream)
     }
@@ -205,17 +221,13 @@ public enum ConfigurationLoader {
         return secret
     }
 
-    private static func loadUpstream(_ node: Node, at key: String, reader: inout NodeReader) -> Configuration.Upstream? {
+    private static func loadUpstream(_ node: Node, at key: String, reader: inout NodeReader, environment: SecretEnvironment) -> Configuration.Upstream? {
         guard let map = reader.mapping(node, at: key) else { return nil }
-        let f = reader.fields(map, at: key, allowed: ["url", "timeout", "max_connections", "add_headers"])
+        let f = reader.fields(map, at: key, allowed: ["url", "timeout", "max_connections", "add_headers", "ca_file", "tls_insecure_skip_verify"])
         var upstream: Configuration.Upstream?
         if let n = reader.required(f, "url", at: key), let text = reader.string(n, at: "\(key).url") {
             if let url = UpstreamURL(parsing: text) {
-                if url.scheme == .https {
-                    reader.problem("\(key).url", "https upstreams are not supported yet; use http://")
-                } else {
-                    upstream = Configuration.Upstream(url: url)
-                }
+                upstream = Configuration.Upstream(url: url)
             } else {
                 reader.problem("\(key).url", "expected http://host:port/path, got \"\(text)\"")
             }
@@ -225,6 +237,20 @@ public enum ConfigurationLoader {
                 reader.problem("\(key).timeout", "must be below the sender's \(senderDeadline) deadline, got \(d)")
             }
             upstream?.timeout = d
+        }
+        if let n = f["ca_file"], let path = reader.string(n, at: "\(key).ca_file") {
+            do { _ = try environment.readFile(path) } catch { reader.problem("\(key).ca_file", "cannot read \(path): \(error)") }
+            upstream?.caFile = path
+        }
+        if let n = f["tls_insecure_skip_verify"], let text = reader.string(n, at: "\(key).tls_insecure_skip_verify") {
+            switch text {
+            case "true": upstream?.tlsInsecureSkipVerify = true
+            case "false": upstream?.tlsInsecureSkipVerify = false
+            default: reader.problem("\(key).tls_insecure_skip_verify", "expected true or false, got \"\(text)\"")
+            }
+        }
+        if let up = upstream, up.url.scheme == .http, up.caFile != nil || up.tlsInsecureSkipVerify {
+            reader.problem("\(key).url", "ca_file and tls_insecure_skip_verify apply only to https:// upstreams")
         }
         if let n = f["max_connections"], let v = reader.integer(n, at: "\(key).max_connections", in: 1...4096) {
             upstream?.maxConnections = v

@@ -27,15 +27,17 @@ public final class Gateway {
     public private(set) var port: UInt16 = 0
 
     /// `configurationPath` is what SIGHUP re-reads; without it, reloading is off.
-    public init(configuration: Configuration, configurationPath: String? = nil) {
+    public init(configuration: Configuration, configurationPath: String? = nil) throws {
         self.configurationPath = configurationPath
-        runtimeBox = Locked(RuntimeConfiguration(configuration))
+        runtimeBox = Locked(try RuntimeConfiguration.make(configuration).get())
         ledgers.configure(configuration.routes)
         log = Logger(label: "hookgate")
         accessLog = Logger(label: "hookgate.access")
     }
 
     var runtime: RuntimeConfiguration { runtimeBox.withLock { $0 } }
+    /// The listener's TLS context at start; kept if a reload drops `listen.tls` (that needs a restart).
+    private(set) lazy var startupTLS: TLSContext? = runtime.serverTLS
     var isDraining: Bool { draining.withLock { $0 } }
     /// Listening with a valid configuration and not draining (`/readyz`).
     var isReady: Bool { serving.withLock { $0 } && !isDraining }
@@ -48,7 +50,7 @@ public final class Gateway {
         let count = configuration.workers.resolved(cores: ProcessInfo.processInfo.activeProcessorCount)
         var address = configuration.listen
         for index in 0..<count {
-            let worker = try Worker(index: index, gateway: self, limits: configuration.limits)
+            let worker = try Worker(index: index, gateway: self, limits: configuration.limits, tls: startupTLS != nil)
             port = try worker.listen(on: address, reusePort: count > 1)
             address.port = port  // port 0: the other workers join the port the first one got
             workers.append(worker)
@@ -160,20 +162,21 @@ public final class Gateway {
     /// is logged and the old configuration keeps serving.
     public func reload() {
         guard let path = configurationPath else { return }
-        switch ConfigurationFile.load(path: path) {
+        switch ConfigurationFile.loadRuntime(path: path) {
         case .failure(let problems):
             for problem in problems.problems {
                 log.error("reload rejected, keeping the running configuration",
                           metadata: ["key": .string(problem.key), "problem": .string(problem.message)])
             }
             metrics.reloaded(success: false)
-        case .success(let configuration):
+        case .success(let fresh):
+            let configuration = fresh.configuration
             let old = runtime.configuration
-            if configuration.listen != old.listen || configuration.workers != old.workers || configuration.adminListen != old.adminListen {
-                log.warning("listen, workers and admin.listen changes take effect only after a restart")
+            if configuration.listen != old.listen || configuration.workers != old.workers
+                || configuration.adminListen != old.adminListen || (configuration.tls == nil) != (old.tls == nil) {
+                log.warning("changes to listen, listen.tls on/off, workers and admin.listen take effect only after a restart; certificates, routes, secrets, upstreams and limits are reloaded")
             }
             ledgers.configure(configuration.routes)
-            let fresh = RuntimeConfiguration(configuration)
             runtimeBox.withLock { $0 = fresh }
             for worker in workers {
                 worker.mailbox.post { worker.apply(fresh) }

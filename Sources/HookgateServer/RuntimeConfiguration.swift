@@ -1,29 +1,61 @@
 import HookgateCore
 
 /// A configuration made ready to serve: routes compiled (signature scheme built, keys
-/// prepared). Immutable; a request keeps the one it started under until it is answered.
+/// prepared), TLS contexts loaded. Immutable; a request keeps the one it started under until it
+/// is answered.
 final class RuntimeConfiguration {
     let configuration: Configuration
     let routes: RouteTable<CompiledRoute>
     let compiledRoutes: [CompiledRoute]
+    /// The listener's TLS context, when `listen.tls` is set.
+    let serverTLS: TLSContext?
 
-    init(_ configuration: Configuration) {
+    private init(_ configuration: Configuration, routes: [CompiledRoute], serverTLS: TLSContext?) {
         self.configuration = configuration
-        compiledRoutes = configuration.routes.map(CompiledRoute.init)
-        routes = RouteTable(compiledRoutes.map { (path: $0.settings.path, route: $0) })
+        compiledRoutes = routes
+        self.routes = RouteTable(routes.map { (path: $0.settings.path, route: $0) })
+        self.serverTLS = serverTLS
+    }
+
+    /// Loads what the configuration names beyond itself (certificates, keys, CA files); every
+    /// problem names its key.
+    static func make(_ configuration: Configuration) -> Result<RuntimeConfiguration, ConfigurationProblems> {
+        var problems: [ConfigurationProblem] = []
+        var serverTLS: TLSContext?
+        if let files = configuration.tls {
+            switch TLSContext.server(files) {
+            case .success(let context): serverTLS = context
+            case .failure(let p): problems += p.problems
+            }
+        }
+        var routes: [CompiledRoute] = []
+        for (i, route) in configuration.routes.enumerated() {
+            var clientTLS: TLSContext?
+            if route.upstream.url.scheme == .https {
+                switch TLSContext.client(route.upstream, key: "routes[\(i)].upstream") {
+                case .success(let context): clientTLS = context
+                case .failure(let p): problems += p.problems
+                }
+            }
+            routes.append(CompiledRoute(route, upstreamTLS: clientTLS))
+        }
+        guard problems.isEmpty else { return .failure(ConfigurationProblems(problems: problems)) }
+        return .success(RuntimeConfiguration(configuration, routes: routes, serverTLS: serverTLS))
     }
 }
 
 /// One route with everything a request needs precomputed.
-final class CompiledRoute: @unchecked Sendable {  // immutable after init
+final class CompiledRoute {
     let settings: Configuration.Route
     let admission: EventAdmission
     let upstream: Configuration.Upstream
+    let upstreamTLS: TLSContext?
 
-    init(_ settings: Configuration.Route) {
+    init(_ settings: Configuration.Route, upstreamTLS: TLSContext?) {
         self.settings = settings
         admission = EventAdmission(scheme: settings.verify.scheme.makeScheme(settings.verify))
         upstream = settings.upstream
+        self.upstreamTLS = upstreamTLS
     }
 
     var name: String { settings.name }

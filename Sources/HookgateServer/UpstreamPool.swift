@@ -19,18 +19,46 @@ final class ForwardJob {
     }
 }
 
-/// A kept-alive connection to the upstream; it carries one request at a time.
+/// A kept-alive connection to the upstream; it carries one request at a time. Once its TCP (or
+/// TLS) connection has closed it is not reused: an OpenSSL session cannot be reconnected, and a
+/// fresh object costs nothing next to a new handshake.
 final class UpstreamConnection {
     let connection: OpaquePointer
+    private(set) var closed = false
 
-    init(base: OpaquePointer, dns: OpaquePointer?, url: UpstreamURL) {
-        connection = evhttp_connection_base_new(base, dns, url.host, url.port)
+    init?(base: OpaquePointer, dns: OpaquePointer?, url: UpstreamURL, tls: TLSContext?, verify: Bool) {
+        if let tls {
+            guard let ssl = tls.clientSession(host: url.host, verify: verify),
+                  let bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+                                                           Int32(BEV_OPT_CLOSE_ON_FREE.rawValue | BEV_OPT_DEFER_CALLBACKS.rawValue))
+            else { return nil }
+            bufferevent_openssl_set_allow_dirty_shutdown(bev, 1)
+            connection = evhttp_connection_base_bufferevent_new(base, dns, bev, url.host, url.port)
+        } else {
+            connection = evhttp_connection_base_new(base, dns, url.host, url.port)
+        }
+        // Ownership: unretained; the connection object outlives its evhttp connection (deinit frees it).
+        evhttp_connection_set_closecb(connection, { _, arg in
+            Unmanaged<UpstreamConnection>.fromOpaque(arg!).takeUnretainedValue().closed = true
+        }, Unmanaged.passUnretained(self).toOpaque())
         evhttp_connection_set_retries(connection, 0)
         evhttp_connection_set_max_headers_size(connection, 64 * 1024)
         evhttp_connection_set_max_body_size(connection, 16 * 1024 * 1024)
     }
 
     deinit { evhttp_connection_free(connection) }
+
+    private var noDelaySocket: Int32 = -1
+
+    /// TLS writes a request as several records; without TCP_NODELAY the second one waits for the
+    /// peer's delayed ACK (40 ms on Linux).
+    func disableNagle() {
+        let fd = Int32(bufferevent_getfd(evhttp_connection_get_bufferevent(connection)))
+        guard fd >= 0, fd != noDelaySocket else { return }
+        var one: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        noDelaySocket = fd
+    }
 }
 
 /// The connections of one worker to one route's upstream: at most `maxConnections`, each reused
@@ -46,11 +74,13 @@ final class UpstreamPool {
     private var waiting: [ForwardJob] = []
     private var waitingHead = 0
     private var sweep: OpaquePointer!
+    private let metrics: GatewayMetrics
     /// Requests waiting beyond this many are refused at once (503) instead of queued.
     static let maximumWaiting = 10_000
 
-    init(route: CompiledRoute, base: OpaquePointer, dns: OpaquePointer?) {
+    init(route: CompiledRoute, base: OpaquePointer, dns: OpaquePointer?, metrics: GatewayMetrics) {
         self.route = route
+        self.metrics = metrics
         url = route.upstream.url
         self.base = base
         self.dns = dns
@@ -68,11 +98,20 @@ final class UpstreamPool {
     var waitingCount: Int { waiting.count - waitingHead }
 
     func submit(_ job: ForwardJob) {
+        while let last = idle.last, last.closed {
+            idle.removeLast()  // freed here, outside any callback of its own
+            opened -= 1
+        }
         if let connection = idle.popLast() {
             dispatch(job, on: connection)
         } else if opened < route.upstream.maxConnections {
+            guard let connection = UpstreamConnection(base: base, dns: dns, url: url, tls: route.upstreamTLS,
+                                                      verify: !route.upstream.tlsInsecureSkipVerify) else {
+                job.exchange.worker.finishForward(job, outcome: .unreachable("cannot create a TLS session"), response: nil, busy: nil)
+                return
+            }
             opened += 1
-            dispatch(job, on: UpstreamConnection(base: base, dns: dns, url: url))
+            dispatch(job, on: connection)
         } else if waitingCount >= Self.maximumWaiting {
             job.exchange.worker.finishForward(job, outcome: nil, response: nil,
                                               busy: Rejection(.upstreamBusy, "too many requests are waiting for the upstream"))
@@ -94,7 +133,7 @@ final class UpstreamPool {
             return
         }
         job.connection = connection
-        job.exchange.worker.gateway.metrics.connectionsInUse(route: route.name, change: 1)
+        metrics.connectionsInUse(route: route.name, change: 1)
         var timeout = timeval(milliseconds: remaining)
         evhttp_connection_set_timeout_tv(connection.connection, &timeout)
 
@@ -117,13 +156,15 @@ final class UpstreamPool {
             // is left for a late callback to balance (a leak at worst, never a double free);
             // `requestDone` runs its body once either way.
             requestDone(job, response: nil)
+            return
         }
+        connection.disableNagle()
     }
 
     private func requestDone(_ job: ForwardJob, response: OpaquePointer?) {
         guard let connection = job.connection else { return }
         job.connection = nil
-        job.exchange.worker.gateway.metrics.connectionsInUse(route: route.name, change: -1)
+        metrics.connectionsInUse(route: route.name, change: -1)
         let outcome: UpstreamOutcome
         let status = response.map { Int(evhttp_request_get_response_code($0)) } ?? 0
         if status > 0 {
@@ -141,11 +182,26 @@ final class UpstreamPool {
     }
 
     private func release(_ connection: UpstreamConnection) {
+        if connection.closed {
+            // Its callback may still be on the stack: free it on a later turn of the loop.
+            opened -= 1
+            retire(connection)
+            if let next = dequeue() { submit(next) }
+            return
+        }
         if let next = dequeue() {
             dispatch(next, on: connection)
         } else {
             idle.append(connection)
         }
+    }
+
+    private func retire(_ connection: UpstreamConnection) {
+        var now = timeval(tv_sec: 0, tv_usec: 0)
+        // Ownership: the connection is retained until the one-shot callback runs.
+        event_base_once(base, -1, Int16(EV_TIMEOUT), { _, _, arg in
+            Unmanaged<UpstreamConnection>.fromOpaque(arg!).release()
+        }, Unmanaged.passRetained(connection).toOpaque(), &now)
     }
 
     private func dequeue() -> ForwardJob? {

@@ -20,7 +20,11 @@ final class Worker {
     private var requestCounter: UInt64 = 0
     private let requestIDPrefix: String
 
-    init(index: Int, gateway: Gateway, limits: Configuration.Limits) throws {
+    /// Whether the listener speaks TLS (fixed at start; certificates follow reloads).
+    private let tls: Bool
+
+    init(index: Int, gateway: Gateway, limits: Configuration.Limits, tls: Bool) throws {
+        self.tls = tls
         _ = Libevent.initialize
         self.index = index
         self.gateway = gateway
@@ -36,6 +40,16 @@ final class Worker {
             | EVHTTP_REQ_PUT.rawValue | EVHTTP_REQ_DELETE.rawValue | EVHTTP_REQ_OPTIONS.rawValue
             | EVHTTP_REQ_TRACE.rawValue | EVHTTP_REQ_CONNECT.rawValue | EVHTTP_REQ_PATCH.rawValue))
         evhttp_set_default_content_type(http, "application/json")
+        if tls {
+            // Each accepted connection gets an OpenSSL bufferevent from the current certificate.
+            evhttp_set_bevcb(http, { base, arg in
+                let worker = Unmanaged<Worker>.fromOpaque(arg!).takeUnretainedValue()
+                guard let context = worker.gateway.runtime.serverTLS ?? worker.gateway.startupTLS,
+                      let ssl = SSL_new(context.context) else { return nil }
+                return bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                                      Int32(BEV_OPT_CLOSE_ON_FREE.rawValue))
+            }, Unmanaged.passUnretained(self).toOpaque())
+        }
         // Ownership: the callback argument is this worker, unretained; the gateway keeps every
         // worker alive until its loop has ended and the server is freed.
         evhttp_set_gencb(http, { request, arg in
@@ -150,7 +164,7 @@ final class Worker {
     private func forward(_ exchange: InboundExchange, route: CompiledRoute, envelope: CloudEventEnvelope) {
         let headers = ForwardedHeaders.build(
             inbound: exchange.inputHeaders.pairs,
-            context: .init(clientAddress: exchange.clientAddress, scheme: "http", requestID: exchange.requestID, envelope: envelope),
+            context: .init(clientAddress: exchange.clientAddress, scheme: tls ? "https" : "http", requestID: exchange.requestID, envelope: envelope),
             addHeaders: route.upstream.addHeaders)
         let pool = self.pool(for: route)
         gateway.forwardStarted()
@@ -160,7 +174,7 @@ final class Worker {
 
     private func pool(for route: CompiledRoute) -> UpstreamPool {
         if let pool = pools[ObjectIdentifier(route)] { return pool }
-        let pool = UpstreamPool(route: route, base: base, dns: dns)
+        let pool = UpstreamPool(route: route, base: base, dns: dns, metrics: gateway.metrics)
         pools[ObjectIdentifier(route)] = pool
         return pool
     }

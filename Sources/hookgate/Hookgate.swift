@@ -47,19 +47,23 @@ struct Serve: ParsableCommand {
             throw ExitCode(1)
         }
         warnAboutLiteralSecrets(configuration, log: log)
-        let gateway = Gateway(configuration: configuration, configurationPath: config)
         do {
+            let gateway = try Gateway(configuration: configuration, configurationPath: config)
             try gateway.start()
+            gateway.handleSignals()
+            gateway.wait()
         } catch {
             log.error("cannot start", metadata: ["error": .string("\(error)")])
             throw ExitCode(1)
         }
-        gateway.handleSignals()
-        gateway.wait()
     }
 }
 
 func warnAboutLiteralSecrets(_ configuration: Configuration, log: Logger) {
+    for (i, route) in configuration.routes.enumerated() where route.upstream.tlsInsecureSkipVerify {
+        log.warning("upstream certificate verification is off; anyone on the path can read and change events",
+                    metadata: ["key": .string("routes[\(i)].upstream.tls_insecure_skip_verify")])
+    }
     for (i, route) in configuration.routes.enumerated() {
         for (j, secret) in route.verify.secrets.enumerated() where secret.origin == .literal {
             log.warning("secret written in the configuration file; use env or file outside tests",
