@@ -24,7 +24,11 @@ public struct Configuration: Sendable {
         public var maxBodyBytes = 1_048_576
         /// `max_header_bytes`: request line plus headers. Default 16 KiB.
         public var maxHeaderBytes = 16_384
-        /// `client_timeout`: idle/read timeout of inbound connections. Default 15s.
+        /// `max_connections`: open client connections, all workers together (each worker gets an
+        /// equal share); beyond it new connections wait in the kernel's backlog. Default 10000.
+        public var maxConnections = 10_000
+        /// `client_timeout`: time allowed to receive a whole request (head and body), and the
+        /// idle time after which a keep-alive connection is closed. Default 15s.
         public var clientTimeout: ConfigDuration = .seconds(15)
         public init() {}
     }

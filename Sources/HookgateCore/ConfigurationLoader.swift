@@ -82,12 +82,15 @@ public enum ConfigurationLoader {
             }
         }
         if let node = fields["limits"], let map = reader.mapping(node, at: "limits") {
-            let f = reader.fields(map, at: "limits", allowed: ["max_body_bytes", "max_header_bytes", "client_timeout"])
+            let f = reader.fields(map, at: "limits", allowed: ["max_body_bytes", "max_header_bytes", "client_timeout", "max_connections"])
             if let n = f["max_body_bytes"], let v = reader.integer(n, at: "limits.max_body_bytes", in: 1...(1 << 30)) {
                 config.limits.maxBodyBytes = v
             }
             if let n = f["max_header_bytes"], let v = reader.integer(n, at: "limits.max_header_bytes", in: 1024...(1 << 20)) {
                 config.limits.maxHeaderBytes = v
+            }
+            if let n = f["max_connections"], let v = reader.integer(n, at: "limits.max_connections", in: 1...1_000_000) {
+                config.limits.maxConnections = v
             }
             if let n = f["client_timeout"], let d = reader.duration(n, at: "limits.client_timeout", minimum: .init(milliseconds: 100)) {
                 config.limits.clientTimeout = d

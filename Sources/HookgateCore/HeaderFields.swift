@@ -18,10 +18,54 @@ public struct HeaderList: HeaderFields, Sendable {
 
     public func value(named name: String) -> HeaderValue {
         var found: String?
-        for pair in pairs where pair.name.lowercased() == name.lowercased() {
+        for pair in pairs where Self.sameName(pair.name, name) {
             if found != nil { return .repeated }
             found = pair.value
         }
         return found.map { .one($0) } ?? .missing
+    }
+
+    /// ASCII case-insensitive comparison without allocating.
+    public static func sameName(_ a: String, _ b: String) -> Bool {
+        guard a.utf8.count == b.utf8.count else { return false }
+        for (x, y) in zip(a.utf8, b.utf8) where x != y {
+            let lx = x >= 0x41 && x <= 0x5A ? x | 0x20 : x
+            let ly = y >= 0x41 && y <= 0x5A ? y | 0x20 : y
+            if lx != ly { return false }
+        }
+        return true
+    }
+}
+
+/// Reason phrases for the statuses hookgate sends itself (relayed statuses use the same table;
+/// the phrase carries no meaning in HTTP/1.1).
+public enum HTTPStatusPhrase {
+    public static func phrase(_ status: Int) -> String {
+        switch status {
+        case 100: return "Continue"
+        case 200: return "OK"
+        case 201: return "Created"
+        case 202: return "Accepted"
+        case 204: return "No Content"
+        case 400: return "Bad Request"
+        case 401: return "Unauthorized"
+        case 403: return "Forbidden"
+        case 404: return "Not Found"
+        case 405: return "Method Not Allowed"
+        case 408: return "Request Timeout"
+        case 409: return "Conflict"
+        case 413: return "Content Too Large"
+        case 417: return "Expectation Failed"
+        case 422: return "Unprocessable Content"
+        case 429: return "Too Many Requests"
+        case 431: return "Request Header Fields Too Large"
+        case 500: return "Internal Server Error"
+        case 501: return "Not Implemented"
+        case 502: return "Bad Gateway"
+        case 503: return "Service Unavailable"
+        case 504: return "Gateway Timeout"
+        case 505: return "HTTP Version Not Supported"
+        default: return "Status"
+        }
     }
 }

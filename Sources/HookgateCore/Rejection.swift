@@ -1,6 +1,12 @@
 /// Why hookgate answered a request itself, as a stable code for logs, metrics and the JSON
 /// error body. Each carries the HTTP status it is answered with.
 public enum Reason: String, Sendable, CaseIterable {
+    case malformedRequest = "malformed_request"
+    case headersTooLarge = "headers_too_large"
+    case httpVersionNotSupported = "http_version_not_supported"
+    case unsupportedTransferEncoding = "unsupported_transfer_encoding"
+    case expectationFailed = "expectation_failed"
+    case requestTimeout = "request_timeout"
     case routeNotFound = "route_not_found"
     case methodNotAllowed = "method_not_allowed"
     case bodyTooLarge = "body_too_large"
@@ -27,6 +33,12 @@ public enum Reason: String, Sendable, CaseIterable {
     /// so only input that can never become valid gets a 4xx.
     public var status: Int {
         switch self {
+        case .malformedRequest: return 400
+        case .headersTooLarge: return 431
+        case .httpVersionNotSupported: return 505
+        case .unsupportedTransferEncoding: return 501
+        case .expectationFailed: return 417
+        case .requestTimeout: return 408
         case .routeNotFound: return 404
         case .methodNotAllowed: return 405
         case .bodyTooLarge: return 413

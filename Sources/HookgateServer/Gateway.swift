@@ -50,7 +50,8 @@ public final class Gateway {
         let count = configuration.workers.resolved(cores: ProcessInfo.processInfo.activeProcessorCount)
         var address = configuration.listen
         for index in 0..<count {
-            let worker = try Worker(index: index, gateway: self, limits: configuration.limits, tls: startupTLS != nil)
+            let worker = try Worker(index: index, gateway: self, limits: configuration.limits, tls: startupTLS != nil,
+                                    connectionCap: (configuration.limits.maxConnections + count - 1) / count)
             port = try worker.listen(on: address, reusePort: count > 1)
             address.port = port  // port 0: the other workers join the port the first one got
             workers.append(worker)
@@ -148,6 +149,11 @@ public final class Gateway {
                 event_base_loopexit(worker.base, &flush)
             }
         }
+    }
+
+    func connectionCapReached(worker: Int, cap: Int) {
+        log.warning("connection cap reached; new connections wait in the backlog",
+                    metadata: ["worker": .stringConvertible(worker), "cap": .stringConvertible(cap)])
     }
 
     func forwardStarted() { forwardsInFlight.withLock { $0 += 1 } }

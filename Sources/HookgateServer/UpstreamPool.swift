@@ -150,7 +150,7 @@ final class UpstreamPool {
         let headers = EvHeaders(list: evhttp_request_get_output_headers(request))
         headers.add("Host", url.authority)
         for (name, value) in job.headers { headers.add(name, value) }
-        evbuffer_add_buffer(evhttp_request_get_output_buffer(request), job.exchange.inputBody)
+        evbuffer_add_buffer(evhttp_request_get_output_buffer(request), job.exchange.body)
         if evhttp_make_request(connection.connection, request, EVHTTP_REQ_POST, url.target) != 0 {
             // libevent may or may not have reported this through the callback already. The retain
             // is left for a late callback to balance (a leak at worst, never a double free);

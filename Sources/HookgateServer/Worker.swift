@@ -2,115 +2,168 @@ import CLibevent
 import Foundation
 import HookgateCore
 
-/// One event loop: its own libevent base, HTTP server and listening socket (SO_REUSEPORT when
-/// there are several workers), its own upstream pools. Everything here runs on the worker's
-/// thread; other threads reach it only through `mailbox`.
+/// One event loop: its own libevent base, listening socket (SO_REUSEPORT when there are several
+/// workers), client connections and upstream pools. Everything here runs on the worker's thread;
+/// other threads reach it only through `mailbox`.
 final class Worker {
     let index: Int
     unowned let gateway: Gateway
     let base: OpaquePointer
-    private let http: OpaquePointer
-    private var boundSocket: OpaquePointer?
     private let dns: OpaquePointer?
     private(set) var mailbox: Mailbox!
+    private var listener: OpaquePointer?
+    private var listenerPaused = false
+    private var connections: [ObjectIdentifier: InboundConnection] = [:]
+    /// This worker's share of `limits.max_connections`.
+    private let connectionCap: Int
     private var pools: [ObjectIdentifier: UpstreamPool] = [:]
     /// Pools of a configuration replaced by a reload, kept until their last forward ends.
     private var retiring: [UpstreamPool] = []
-
     private var requestCounter: UInt64 = 0
     private let requestIDPrefix: String
-
     /// Whether the listener speaks TLS (fixed at start; certificates follow reloads).
     private let tls: Bool
+    /// Limits for requests that start from now on (reload replaces them).
+    private(set) var limits: Configuration.Limits
+    private var dateSecond = 0
+    private var dateText = ""
 
-    init(index: Int, gateway: Gateway, limits: Configuration.Limits, tls: Bool) throws {
-        self.tls = tls
+    init(index: Int, gateway: Gateway, limits: Configuration.Limits, tls: Bool, connectionCap: Int) throws {
         _ = Libevent.initialize
         self.index = index
         self.gateway = gateway
+        self.limits = limits
+        self.tls = tls
+        self.connectionCap = connectionCap
         guard let base = event_base_new() else { throw SystemError("event_base_new") }
         self.base = base
-        http = evhttp_new(base)
         dns = evdns_base_new(base, Int32(EVDNS_BASE_INITIALIZE_NAMESERVERS))
         requestIDPrefix = String(UInt32.random(in: 0...UInt32.max), radix: 16) + "-\(index)"
         mailbox = Mailbox(base: base)
-        applyLimits(limits)
-        // Accept every method so that hookgate, not libevent, answers the ones a route refuses.
-        evhttp_set_allowed_methods(http, UInt16(EVHTTP_REQ_GET.rawValue | EVHTTP_REQ_POST.rawValue | EVHTTP_REQ_HEAD.rawValue
-            | EVHTTP_REQ_PUT.rawValue | EVHTTP_REQ_DELETE.rawValue | EVHTTP_REQ_OPTIONS.rawValue
-            | EVHTTP_REQ_TRACE.rawValue | EVHTTP_REQ_CONNECT.rawValue | EVHTTP_REQ_PATCH.rawValue))
-        evhttp_set_default_content_type(http, "application/json")
-        if tls {
-            // Each accepted connection gets an OpenSSL bufferevent from the current certificate.
-            evhttp_set_bevcb(http, { base, arg in
-                let worker = Unmanaged<Worker>.fromOpaque(arg!).takeUnretainedValue()
-                guard let context = worker.gateway.runtime.serverTLS ?? worker.gateway.startupTLS,
-                      let ssl = SSL_new(context.context) else { return nil }
-                return bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
-                                                      Int32(BEV_OPT_CLOSE_ON_FREE.rawValue))
-            }, Unmanaged.passUnretained(self).toOpaque())
-        }
-        // Ownership: the callback argument is this worker, unretained; the gateway keeps every
-        // worker alive until its loop has ended and the server is freed.
-        evhttp_set_gencb(http, { request, arg in
-            Unmanaged<Worker>.fromOpaque(arg!).takeUnretainedValue().handle(request!)
-        }, Unmanaged.passUnretained(self).toOpaque())
     }
 
     deinit {
+        for connection in Array(connections.values) { connection.close() }
         pools.removeAll()
+        retiring.removeAll()
+        if let listener { evconnlistener_free(listener) }
         mailbox = nil
-        evhttp_free(http)
         if let dns { evdns_base_free(dns, 0) }
         event_base_free(base)
-    }
-
-    private func applyLimits(_ limits: Configuration.Limits) {
-        evhttp_set_max_headers_size(http, Int(limits.maxHeaderBytes))
-        evhttp_set_max_body_size(http, Int(limits.maxBodyBytes))
-        var timeout = timeval(milliseconds: limits.clientTimeout.milliseconds)
-        evhttp_set_timeout_tv(http, &timeout)
-    }
-
-    /// Takes a reloaded configuration: new limits for new connections, new pools for new
-    /// forwards; the old pools finish what they carry and are then freed.
-    func apply(_ runtime: RuntimeConfiguration) {
-        applyLimits(runtime.configuration.limits)
-        retiring.append(contentsOf: pools.values)
-        pools.removeAll()
-        freeIdleRetiredPools()
-    }
-
-    /// Runs from the mailbox, never inside a libevent HTTP callback of the connection being freed.
-    private func freeIdleRetiredPools() {
-        retiring.removeAll { $0.busyConnections == 0 && $0.waitingCount == 0 }
     }
 
     /// Binds the listening socket. `reusePort` lets every worker bind the same port.
     func listen(on address: ListenAddress, reusePort: Bool) throws -> UInt16 {
         let fd = try ListeningSocket.open(address, reusePort: reusePort)
-        guard let bound = evhttp_accept_socket_with_handle(http, fd) else {
+        let port = try ListeningSocket.port(of: fd)
+        // Ownership: the callback argument is this worker, unretained; the listener is freed
+        // before the worker (stopAccepting or deinit).
+        guard let listener = evconnlistener_new(base, { _, fd, address, length, arg in
+            Unmanaged<Worker>.fromOpaque(arg!).takeUnretainedValue().accept(fd, address, length)
+        }, Unmanaged.passUnretained(self).toOpaque(), LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd) else {
             close(fd)
             throw SystemError("cannot accept on \(address)")
         }
-        boundSocket = bound
-        return try ListeningSocket.port(of: fd)
+        self.listener = listener
+        return port
     }
 
-    /// Stops accepting new connections; open ones keep being served.
-    func stopAccepting() {
-        if let bound = boundSocket {
-            evhttp_del_accept_socket(http, bound)
-            boundSocket = nil
+    private func accept(_ fd: Int32, _ address: UnsafeMutablePointer<sockaddr>?, _ length: Int32) {
+        let client = Self.describe(address)
+        let bev: OpaquePointer?
+        if tls {
+            if let context = gateway.runtime.serverTLS ?? gateway.startupTLS, let ssl = SSL_new(context.context) {
+                bev = bufferevent_openssl_socket_new(base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, Int32(BEV_OPT_CLOSE_ON_FREE.rawValue))
+            } else {
+                bev = nil
+            }
+        } else {
+            bev = bufferevent_socket_new(base, fd, Int32(BEV_OPT_CLOSE_ON_FREE.rawValue))
+        }
+        guard let bev else {
+            evutil_closesocket(fd)
+            return
+        }
+        let connection = InboundConnection(worker: self, bufferevent: bev, clientAddress: client, isTLS: tls, limits: limits)
+        connections[ObjectIdentifier(connection)] = connection
+        if connections.count >= connectionCap, let listener, !listenerPaused {
+            // At the cap, new connections wait in the kernel's backlog instead of being accepted.
+            evconnlistener_disable(listener)
+            listenerPaused = true
+            gateway.connectionCapReached(worker: index, cap: connectionCap)
         }
     }
 
-    func run() {
-        event_base_dispatch(base)
+    func connectionClosed(_ connection: InboundConnection) {
+        connections[ObjectIdentifier(connection)] = nil
+        if listenerPaused, connections.count < connectionCap, let listener {
+            evconnlistener_enable(listener)
+            listenerPaused = false
+        }
+    }
+
+    var openConnections: Int { connections.count }
+
+    private static func describe(_ address: UnsafeMutablePointer<sockaddr>?) -> String {
+        guard let address else { return "unknown" }
+        var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
+        switch Int32(address.pointee.sa_family) {
+        case AF_INET:
+            address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { a in
+                var addr = a.pointee.sin_addr
+                _ = inet_ntop(AF_INET, &addr, &text, socklen_t(text.count))
+            }
+        case AF_INET6:
+            address.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { a in
+                var addr = a.pointee.sin6_addr
+                _ = inet_ntop(AF_INET6, &addr, &text, socklen_t(text.count))
+            }
+        default:
+            return "unknown"
+        }
+        return String(cString: text)
+    }
+
+    /// Takes a reloaded configuration: new limits for new requests, new pools for new forwards;
+    /// the old pools finish what they carry and are then freed.
+    func apply(_ runtime: RuntimeConfiguration) {
+        limits = runtime.configuration.limits
+        retiring.append(contentsOf: pools.values)
+        pools.removeAll()
+        freeIdleRetiredPools()
+    }
+
+    /// Runs from the mailbox, never inside a libevent callback of a connection being freed.
+    private func freeIdleRetiredPools() {
+        retiring.removeAll { $0.busyConnections == 0 && $0.waitingCount == 0 }
+    }
+
+    /// Stops accepting; idle keep-alive connections close now, the others after their answer.
+    func stopAccepting() {
+        if let listener {
+            evconnlistener_free(listener)
+            self.listener = nil
+        }
+        for connection in connections.values where connection.isIdle { connection.close() }
     }
 
     func stop() {
         event_base_loopexit(base, nil)
+    }
+
+    /// `Date` header value, computed once per second.
+    func httpDate() -> String {
+        let now = time(nil)
+        if now != dateSecond {
+            dateSecond = now
+            var t = now
+            var parts = tm()
+            gmtime_r(&t, &parts)
+            var buffer = [CChar](repeating: 0, count: 64)
+            strftime(&buffer, buffer.count, "%a, %d %b %Y %H:%M:%S GMT", &parts)
+            dateText = String(cString: buffer)
+        }
+        return dateText
     }
 
     private func nextRequestID() -> String {
@@ -118,24 +171,32 @@ final class Worker {
         return "\(requestIDPrefix)-\(requestCounter)"
     }
 
-    private func handle(_ request: OpaquePointer) {
+    /// A request whose head or body could not be read: answered and the connection closed.
+    func handleUnreadable(_ connection: InboundConnection, head: HTTPRequestHead?, rejection: Rejection) {
+        gateway.metrics.requestStarted()
+        let exchange = InboundExchange(connection: connection, head: head, worker: self, runtime: gateway.runtime,
+                                       generatedID: nextRequestID)
+        exchange.reject(rejection, closeConnection: true)
+    }
+
+    func handle(_ request: InboundRequest) {
         let runtime = gateway.runtime
         gateway.metrics.requestStarted()
-        let exchange = InboundExchange(request: request, worker: self, runtime: runtime, generatedID: nextRequestID)
+        let exchange = InboundExchange(connection: request.connection, head: request.head, worker: self, runtime: runtime,
+                                       generatedID: nextRequestID)
         if gateway.isDraining {
             exchange.reject(Rejection(.shuttingDown, "hookgate is shutting down; retry"), closeConnection: true)
             return
         }
-        let target = String(cString: evhttp_request_get_uri(request))
-        guard let route = runtime.routes.route(forTarget: target) else {
+        guard let route = runtime.routes.route(forTarget: request.head.target) else {
             exchange.reject(Rejection(.routeNotFound, "no route is configured for this path"))
             return
         }
         exchange.route = route
-        let body = EvBufferSegments(buffer: exchange.inputBody)
+        let body = EvBufferSegments(buffer: exchange.body)
         let admitted = route.admission.admit(
-            method: evhttp_request_get_command(request).methodName,
-            headers: exchange.inputHeaders,
+            method: request.head.method,
+            headers: exchange.headers,
             body: body,
             contiguousBody: { body.contiguous() },
             now: WallClock.seconds())
@@ -163,8 +224,9 @@ final class Worker {
 
     private func forward(_ exchange: InboundExchange, route: CompiledRoute, envelope: CloudEventEnvelope) {
         let headers = ForwardedHeaders.build(
-            inbound: exchange.inputHeaders.pairs,
-            context: .init(clientAddress: exchange.clientAddress, scheme: tls ? "https" : "http", requestID: exchange.requestID, envelope: envelope),
+            inbound: exchange.headers.pairs,
+            context: .init(clientAddress: exchange.connection.clientAddress, scheme: tls ? "https" : "http",
+                           requestID: exchange.requestID, envelope: envelope),
             addHeaders: route.upstream.addHeaders)
         let pool = self.pool(for: route)
         gateway.forwardStarted()
@@ -179,8 +241,6 @@ final class Worker {
         return pool
     }
 
-    /// Ends a forward: records the event as delivered only if the upstream accepted it, answers
-    /// the sender, then answers every copy that waited on this one.
     func finishForward(_ job: ForwardJob, outcome: UpstreamOutcome?, response: OpaquePointer?, busy: Rejection?) {
         let exchange = job.exchange
         let answer: SenderAnswer = busy.map { .reject($0) } ?? SenderAnswer.forOutcome(outcome!)

@@ -1,0 +1,219 @@
+/// The request line and header section of an HTTP/1.x request, parsed strictly (RFC 9112): CRLF
+/// line endings only, no NUL or other control characters, no obsolete line folding, no
+/// whitespace before a colon, a single unambiguous message length. Anything a correct client
+/// would not send is refused, because a lenient reading is where request smuggling begins.
+public struct HTTPRequestHead: Sendable {
+    public enum Version: Sendable, Equatable { case http10, http11 }
+
+    /// How the body is delimited.
+    public enum Framing: Sendable, Equatable {
+        case length(Int)
+        case chunked
+    }
+
+    public var method: String
+    public var target: String
+    public var version: Version
+    public var headers: [(name: String, value: String)]
+    public var framing: Framing
+    /// Whether the client wants the connection kept open after the answer.
+    public var keepAlive: Bool
+    /// `Expect: 100-continue` was sent.
+    public var expectsContinue: Bool
+
+    public init(method: String, target: String, version: Version, headers: [(name: String, value: String)],
+                framing: Framing, keepAlive: Bool, expectsContinue: Bool) {
+        self.method = method
+        self.target = target
+        self.version = version
+        self.headers = headers
+        self.framing = framing
+        self.keepAlive = keepAlive
+        self.expectsContinue = expectsContinue
+    }
+
+    /// Headers beyond this count are refused with 431.
+    public static let maximumHeaderCount = 128
+
+    /// Why a head was refused, with the status to answer.
+    public enum Failure: Error, Equatable, Sendable {
+        case malformed(String)
+        case tooManyHeaders
+        case versionNotSupported
+        case unsupportedTransferEncoding
+        case expectationFailed
+
+        public var rejection: Rejection {
+            switch self {
+            case .malformed(let detail): return Rejection(.malformedRequest, detail)
+            case .tooManyHeaders: return Rejection(.headersTooLarge, "more than \(HTTPRequestHead.maximumHeaderCount) header fields")
+            case .versionNotSupported: return Rejection(.httpVersionNotSupported, "only HTTP/1.0 and HTTP/1.1 are served")
+            case .unsupportedTransferEncoding: return Rejection(.unsupportedTransferEncoding, "only Transfer-Encoding: chunked is accepted")
+            case .expectationFailed: return Rejection(.expectationFailed, "only Expect: 100-continue is supported")
+            }
+        }
+    }
+
+    /// Parses `bytes`, which hold the head up to and including the blank line's CRLF.
+    public static func parse(_ bytes: UnsafeRawBufferPointer) -> Result<HTTPRequestHead, Failure> {
+        var lines: [UnsafeRawBufferPointer] = []
+        var start = 0
+        var i = 0
+        while i < bytes.count {
+            let c = bytes[i]
+            if c == 0x0D {
+                guard i + 1 < bytes.count, bytes[i + 1] == 0x0A else { return .failure(.malformed("CR not followed by LF")) }
+                lines.append(UnsafeRawBufferPointer(rebasing: bytes[start..<i]))
+                i += 2
+                start = i
+                continue
+            }
+            if c == 0x0A { return .failure(.malformed("bare LF line ending")) }
+            if c == 0x00 { return .failure(.malformed("NUL byte in the request head")) }
+            i += 1
+        }
+        guard start == bytes.count, lines.count >= 2, lines.last!.isEmpty else {
+            return .failure(.malformed("incomplete request head"))
+        }
+        lines.removeLast()
+        guard lines.count - 1 <= maximumHeaderCount else { return .failure(.tooManyHeaders) }
+
+        // Request line: method SP request-target SP HTTP-version
+        let line = lines[0]
+        guard let firstSpace = line.firstIndex(of: 0x20),
+              let lastSpace = line.lastIndex(of: 0x20), firstSpace < lastSpace else {
+            return .failure(.malformed("request line must be: method SP target SP version"))
+        }
+        let methodBytes = UnsafeRawBufferPointer(rebasing: line[0..<firstSpace])
+        let targetBytes = UnsafeRawBufferPointer(rebasing: line[(firstSpace + 1)..<lastSpace])
+        let versionBytes = UnsafeRawBufferPointer(rebasing: line[(lastSpace + 1)...])
+        guard !methodBytes.isEmpty, methodBytes.count <= 32, methodBytes.allSatisfy(isTokenByte) else {
+            return .failure(.malformed("invalid method"))
+        }
+        guard !targetBytes.isEmpty, targetBytes.allSatisfy({ $0 > 0x20 && $0 < 0x7F }),
+              targetBytes[0] == UInt8(ascii: "/") || (targetBytes.count == 1 && targetBytes[0] == UInt8(ascii: "*")) else {
+            return .failure(.malformed("request target must be an absolute path"))
+        }
+        let version: Version
+        if versionBytes.elementsEqual("HTTP/1.1".utf8) {
+            version = .http11
+        } else if versionBytes.elementsEqual("HTTP/1.0".utf8) {
+            version = .http10
+        } else if versionBytes.starts(with: "HTTP/".utf8), versionBytes.count == 8 {
+            return .failure(.versionNotSupported)
+        } else {
+            return .failure(.malformed("invalid HTTP version"))
+        }
+
+        var headers: [(name: String, value: String)] = []
+        headers.reserveCapacity(lines.count - 1)
+        var contentLength: Int?
+        var transferEncoding: String?
+        var connectionTokens: [Substring] = []
+        var expect: String?
+        var hostCount = 0
+        for field in lines.dropFirst() {
+            guard let first = field.first, first != 0x20, first != 0x09 else {
+                return .failure(.malformed("obsolete line folding or empty field name"))
+            }
+            guard let colon = field.firstIndex(of: UInt8(ascii: ":")) else {
+                return .failure(.malformed("header field without a colon"))
+            }
+            let nameBytes = UnsafeRawBufferPointer(rebasing: field[0..<colon])
+            guard nameBytes.allSatisfy(isTokenByte) else { return .failure(.malformed("invalid header field name")) }
+            var valueStart = colon + 1
+            var valueEnd = field.count
+            while valueStart < valueEnd, field[valueStart] == 0x20 || field[valueStart] == 0x09 { valueStart += 1 }
+            while valueEnd > valueStart, field[valueEnd - 1] == 0x20 || field[valueEnd - 1] == 0x09 { valueEnd -= 1 }
+            let valueBytes = UnsafeRawBufferPointer(rebasing: field[valueStart..<valueEnd])
+            guard valueBytes.allSatisfy({ $0 == 0x09 || ($0 >= 0x20 && $0 != 0x7F) }) else {
+                return .failure(.malformed("control character in a header value"))
+            }
+            guard let value = String(validating: valueBytes, as: UTF8.self) else {
+                return .failure(.malformed("header value is not UTF-8"))
+            }
+            let name = String(decoding: nameBytes, as: UTF8.self)
+            switch name.lowercased() {
+            case "content-length":
+                for item in value.split(separator: ",", omittingEmptySubsequences: false) {
+                    let digits = item.trimmingSpaces()
+                    guard !digits.isEmpty, digits.count <= 15, digits.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
+                          let n = Int(digits) else {
+                        return .failure(.malformed("invalid Content-Length"))
+                    }
+                    if let known = contentLength, known != n { return .failure(.malformed("conflicting Content-Length values")) }
+                    contentLength = n
+                }
+            case "transfer-encoding":
+                guard transferEncoding == nil else { return .failure(.unsupportedTransferEncoding) }
+                transferEncoding = value.lowercased()
+            case "connection":
+                connectionTokens += value.lowercased().split(separator: ",").map { $0.trimmingSpaces() }
+            case "expect":
+                guard expect == nil else { return .failure(.expectationFailed) }
+                expect = value.lowercased()
+            case "host":
+                hostCount += 1
+            default:
+                break
+            }
+            headers.append((name, value))
+        }
+        if version == .http11, hostCount != 1 {
+            return .failure(.malformed(hostCount == 0 ? "Host header is required" : "Host header appears more than once"))
+        }
+        let framing: Framing
+        if let te = transferEncoding {
+            guard contentLength == nil else { return .failure(.malformed("both Content-Length and Transfer-Encoding")) }
+            guard version == .http11 else { return .failure(.malformed("Transfer-Encoding in an HTTP/1.0 request")) }
+            guard te == "chunked" else { return .failure(.unsupportedTransferEncoding) }
+            framing = .chunked
+        } else {
+            framing = .length(contentLength ?? 0)
+        }
+        var expectsContinue = false
+        if let expect {
+            guard expect == "100-continue" else { return .failure(.expectationFailed) }
+            expectsContinue = version == .http11
+        }
+        let keepAlive = version == .http11 ? !connectionTokens.contains("close") : connectionTokens.contains("keep-alive")
+        return .success(HTTPRequestHead(
+            method: String(decoding: methodBytes, as: UTF8.self),
+            target: String(decoding: targetBytes, as: UTF8.self),
+            version: version, headers: headers, framing: framing, keepAlive: keepAlive, expectsContinue: expectsContinue))
+    }
+
+    /// RFC 9110 `tchar`.
+    static func isTokenByte(_ c: UInt8) -> Bool {
+        (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A)
+            || c == 0x21 || (c >= 0x23 && c <= 0x27) || c == 0x2A || c == 0x2B || c == 0x2D || c == 0x2E
+            || c == 0x5E || c == 0x5F || c == 0x60 || c == 0x7C || c == 0x7E
+    }
+
+    /// Parses a chunk-size line (without its CRLF): hex digits, optionally followed by `;`
+    /// extensions, which are ignored. nil for anything else or sizes beyond 2^48.
+    public static func parseChunkSize(_ line: UnsafeRawBufferPointer) -> Int? {
+        var size = 0
+        var digits = 0
+        for c in line {
+            let v: Int
+            switch c {
+            case 0x30...0x39: v = Int(c - 0x30)
+            case 0x61...0x66: v = Int(c - 0x61 + 10)
+            case 0x41...0x46: v = Int(c - 0x41 + 10)
+            case UInt8(ascii: ";"), 0x20, 0x09:
+                return digits > 0 ? size : nil
+            default: return nil
+            }
+            digits += 1
+            guard digits <= 12 else { return nil }
+            size = size << 4 | v
+        }
+        return digits > 0 ? size : nil
+    }
+}
+
+extension HeaderList {
+    /// Headers of a parsed request head.
+    public init(_ head: HTTPRequestHead) { self.pairs = head.headers }
+}

@@ -1,0 +1,325 @@
+import CLibevent
+import HookgateCore
+
+/// One client connection on the webhook port: reads requests with the core's strict HTTP/1.x
+/// parser, one at a time (pipelined requests wait in the input buffer, reading is paused while a
+/// request is being handled), and writes answers in order. One timer bounds every phase: the
+/// whole head and body must arrive within `client_timeout` (slowloris and slow bodies are cut,
+/// not merely idle ones), and an idle keep-alive connection is closed after it.
+///
+/// Ownership: the worker's connection table holds the connection while it is open; an exchange
+/// holds it while its request is handled. libevent callbacks get it unretained and never outlive
+/// `close()`, which frees the bufferevent and timer.
+final class InboundConnection {
+    private enum ChunkPhase { case size, data(Int), dataEnd, trailer(Int) }
+    private enum State {
+        case idle
+        case head
+        case body(HTTPRequestHead, remaining: Int)
+        case chunked(HTTPRequestHead, ChunkPhase)
+        case processing(HTTPRequestHead)
+        case closing
+        case closed
+    }
+
+    unowned let worker: Worker
+    let clientAddress: String
+    let isTLS: Bool
+    private var bev: OpaquePointer?
+    private var timer: OpaquePointer!
+    /// The body of the request being read or handled; emptied before the next one.
+    let body: OpaquePointer = evbuffer_new()
+    private var state: State = .idle
+    private var limits: Configuration.Limits
+    private var lingering = false
+    private var lingeringBytes = 0
+
+    init(worker: Worker, bufferevent: OpaquePointer, clientAddress: String, isTLS: Bool, limits: Configuration.Limits) {
+        self.worker = worker
+        bev = bufferevent
+        self.clientAddress = clientAddress
+        self.isTLS = isTLS
+        self.limits = limits
+        let me = Unmanaged.passUnretained(self).toOpaque()
+        timer = event_new(worker.base, -1, 0, { _, _, arg in
+            Unmanaged<InboundConnection>.fromOpaque(arg!).takeUnretainedValue().timedOut()
+        }, me)
+        bufferevent_setcb(bufferevent, { _, arg in
+            Unmanaged<InboundConnection>.fromOpaque(arg!).takeUnretainedValue().readable()
+        }, { _, arg in
+            Unmanaged<InboundConnection>.fromOpaque(arg!).takeUnretainedValue().writable()
+        }, { _, events, arg in
+            Unmanaged<InboundConnection>.fromOpaque(arg!).takeUnretainedValue().event(events)
+        }, me)
+        bufferevent_enable(bufferevent, Int16(EV_READ | EV_WRITE))
+        arm(limits.clientTimeout.milliseconds)
+    }
+
+    deinit {
+        event_free(timer)
+        evbuffer_free(body)
+    }
+
+    var isOpen: Bool {
+        if case .closed = state { return false }
+        return true
+    }
+
+    var isIdle: Bool {
+        if case .idle = state { return true }
+        return false
+    }
+
+    private func arm(_ milliseconds: Int64) {
+        var tv = timeval(milliseconds: milliseconds)
+        event_add(timer, &tv)
+    }
+
+    // MARK: reading
+
+    private func readable() {
+        guard let bev else { return }
+        let input = bufferevent_get_input(bev)!
+        while true {
+            switch state {
+            case .idle, .head:
+                guard evbuffer_get_length(input) > 0 else { return }
+                if case .idle = state {
+                    state = .head
+                    limits = worker.limits
+                    arm(limits.clientTimeout.milliseconds)
+                }
+                guard readHead(input) else { return }
+            case .body(let head, let remaining):
+                let moved = min(remaining, evbuffer_get_length(input))
+                if moved > 0 { evbuffer_remove_buffer(input, body, moved) }
+                if moved < remaining {
+                    state = .body(head, remaining: remaining - moved)
+                    return
+                }
+                dispatch(head)
+            case .chunked(let head, let phase):
+                guard readChunked(input, head: head, phase: phase) else { return }
+            case .closing:
+                // Lingering close: what the client still sends is read and dropped, so that its
+                // kernel does not answer our close with a reset that destroys our answer.
+                lingeringBytes += evbuffer_get_length(input)
+                evbuffer_drain(input, evbuffer_get_length(input))
+                if lingeringBytes > 4 * limits.maxBodyBytes { close() }
+                return
+            case .processing, .closed:
+                return
+            }
+        }
+    }
+
+    /// Reads a head if a whole one has arrived. Returns whether to keep going.
+    private func readHead(_ input: OpaquePointer) -> Bool {
+        let found = evbuffer_search(input, "\r\n\r\n", 4, nil)
+        guard found.pos >= 0 else {
+            let length = evbuffer_get_length(input)
+            if length > limits.maxHeaderBytes {
+                fail(Rejection(.headersTooLarge, "request line and headers exceed \(limits.maxHeaderBytes) bytes"))
+            } else if evbuffer_search(input, "\n\n", 2, nil).pos >= 0 {
+                fail(Rejection(.malformedRequest, "bare LF line ending"))
+            }
+            return false
+        }
+        let headLength = found.pos + 4
+        guard headLength <= limits.maxHeaderBytes else {
+            fail(Rejection(.headersTooLarge, "request line and headers exceed \(limits.maxHeaderBytes) bytes"))
+            return false
+        }
+        let parsed = HTTPRequestHead.parse(UnsafeRawBufferPointer(start: evbuffer_pullup(input, headLength), count: headLength))
+        evbuffer_drain(input, headLength)
+        let head: HTTPRequestHead
+        switch parsed {
+        case .failure(let failure):
+            fail(failure.rejection)
+            return false
+        case .success(let h):
+            head = h
+        }
+        switch head.framing {
+        case .length(let length):
+            if length > limits.maxBodyBytes {
+                // Refused before a byte of the body is read; the connection closes after the answer.
+                fail(Rejection(.bodyTooLarge, "body of \(length) bytes exceeds \(limits.maxBodyBytes)"), head: head)
+                return false
+            }
+            if head.expectsContinue && length > 0 { sendContinue() }
+            if length == 0 { dispatch(head); return true }
+            state = .body(head, remaining: length)
+        case .chunked:
+            if head.expectsContinue { sendContinue() }
+            state = .chunked(head, .size)
+        }
+        return true
+    }
+
+    private func sendContinue() {
+        guard let bev else { return }
+        let line = "HTTP/1.1 100 Continue\r\n\r\n"
+        _ = line.withCString { evbuffer_add(bufferevent_get_output(bev), $0, 25) }
+    }
+
+    /// One step of a chunked body. Returns whether to keep going.
+    private func readChunked(_ input: OpaquePointer, head: HTTPRequestHead, phase: ChunkPhase) -> Bool {
+        switch phase {
+        case .size:
+            var eolLength = 0
+            let eol = evbuffer_search_eol(input, nil, &eolLength, EVBUFFER_EOL_CRLF_STRICT)
+            guard eol.pos >= 0 else {
+                if evbuffer_get_length(input) > 1024 { fail(Rejection(.malformedRequest, "chunk size line too long"), head: head) }
+                return false
+            }
+            let size = HTTPRequestHead.parseChunkSize(UnsafeRawBufferPointer(start: evbuffer_pullup(input, eol.pos), count: eol.pos))
+            evbuffer_drain(input, eol.pos + eolLength)
+            guard let size else {
+                fail(Rejection(.malformedRequest, "invalid chunk size"), head: head)
+                return false
+            }
+            if size == 0 {
+                state = .chunked(head, .trailer(0))
+            } else if evbuffer_get_length(body) + size > limits.maxBodyBytes {
+                fail(Rejection(.bodyTooLarge, "chunked body exceeds \(limits.maxBodyBytes) bytes"), head: head)
+                return false
+            } else {
+                state = .chunked(head, .data(size))
+            }
+            return true
+        case .data(let remaining):
+            let moved = min(remaining, evbuffer_get_length(input))
+            if moved > 0 { evbuffer_remove_buffer(input, body, moved) }
+            state = .chunked(head, moved < remaining ? .data(remaining - moved) : .dataEnd)
+            return moved == remaining
+        case .dataEnd:
+            guard evbuffer_get_length(input) >= 2 else { return false }
+            let crlf = UnsafeRawBufferPointer(start: evbuffer_pullup(input, 2), count: 2)
+            guard crlf[0] == 0x0D, crlf[1] == 0x0A else {
+                fail(Rejection(.malformedRequest, "chunk data not followed by CRLF"), head: head)
+                return false
+            }
+            evbuffer_drain(input, 2)
+            state = .chunked(head, .size)
+            return true
+        case .trailer(let seen):
+            var eolLength = 0
+            let eol = evbuffer_search_eol(input, nil, &eolLength, EVBUFFER_EOL_CRLF_STRICT)
+            guard eol.pos >= 0 else {
+                if seen + evbuffer_get_length(input) > limits.maxHeaderBytes {
+                    fail(Rejection(.headersTooLarge, "trailer section too large"), head: head)
+                }
+                return false
+            }
+            evbuffer_drain(input, eol.pos + eolLength)  // trailer fields are read and dropped
+            if eol.pos == 0 {
+                dispatch(head)
+            } else {
+                let total = seen + eol.pos + eolLength
+                guard total <= limits.maxHeaderBytes else {
+                    fail(Rejection(.headersTooLarge, "trailer section too large"), head: head)
+                    return false
+                }
+                state = .chunked(head, .trailer(total))
+            }
+            return true
+        }
+    }
+
+    private func dispatch(_ head: HTTPRequestHead) {
+        state = .processing(head)
+        event_del(timer)
+        if let bev { bufferevent_disable(bev, Int16(EV_READ)) }
+        worker.handle(InboundRequest(connection: self, head: head))
+    }
+
+    /// A request that cannot be read: answered, then the connection closes (what follows in the
+    /// stream cannot be trusted to start a new request).
+    private func fail(_ rejection: Rejection, head: HTTPRequestHead? = nil) {
+        if let head {
+            state = .processing(head)
+        } else {
+            state = .processing(HTTPRequestHead(method: "", target: "", version: .http11, headers: [], framing: .length(0),
+                                                keepAlive: false, expectsContinue: false))
+        }
+        event_del(timer)
+        if let bev { bufferevent_disable(bev, Int16(EV_READ)) }
+        worker.handleUnreadable(self, head: head, rejection: rejection)
+    }
+
+    // MARK: writing
+
+    /// Writes one answer. `keepAlive` false closes the connection once it is written.
+    func respond(status: Int, headers: [(String, String)], body answer: OpaquePointer?, keepAlive wanted: Bool) {
+        guard case .processing(let head) = state, let bev else { return }
+        let output = bufferevent_get_output(bev)!
+        let length = answer.map { evbuffer_get_length($0) } ?? 0
+        let keepAlive = wanted && head.keepAlive && !head.method.isEmpty
+        var text = "HTTP/1.1 \(status) \(HTTPStatusPhrase.phrase(status))\r\n"
+        for (name, value) in headers { text += "\(name): \(value)\r\n" }
+        text += "Date: \(worker.httpDate())\r\nContent-Length: \(length)\r\n"
+        if !keepAlive { text += "Connection: close\r\n" } else if head.version == .http10 { text += "Connection: keep-alive\r\n" }
+        text += "\r\n"
+        text.withUTF8 { _ = evbuffer_add(output, $0.baseAddress, $0.count) }
+        if let answer, head.method != "HEAD" { evbuffer_add_buffer(output, answer) }
+        evbuffer_drain(body, evbuffer_get_length(body))
+        if keepAlive {
+            state = .idle
+            arm(limits.clientTimeout.milliseconds)
+            bufferevent_enable(bev, Int16(EV_READ))
+            // Pipelined requests already buffered are read on a later turn, never recursively.
+            bufferevent_trigger(bev, Int16(EV_READ), Int32(BEV_TRIG_DEFER_CALLBACKS.rawValue))
+        } else {
+            state = .closing
+            arm(5_000)  // a client that never reads its answer does not hold the connection
+        }
+    }
+
+    private func writable() {
+        guard case .closing = state, !lingering, let bev else { return }
+        if isTLS {
+            close()
+            return
+        }
+        lingering = true
+        shutdown(Int32(bufferevent_getfd(bev)), Int32(SHUT_WR))
+        bufferevent_enable(bev, Int16(EV_READ))
+        arm(2_000)
+    }
+
+    private func event(_ events: Int16) {
+        if events & Int16(BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT) != 0 { close() }
+    }
+
+    private func timedOut() {
+        switch state {
+        case .idle, .closing:
+            close()
+        case .head:
+            fail(Rejection(.requestTimeout, "the request was not received within \(limits.clientTimeout)"))
+        case .body(let head, _), .chunked(let head, _):
+            fail(Rejection(.requestTimeout, "the request body was not received within \(limits.clientTimeout)"), head: head)
+        case .processing, .closed:
+            break
+        }
+    }
+
+    /// Closes at once (drain, timeouts, errors). An exchange still holding this connection finds
+    /// it closed and its answer is dropped; the sender sees a closed connection and retries.
+    func close() {
+        guard let bev else { return }
+        state = .closed
+        event_del(timer)
+        bufferevent_free(bev)
+        self.bev = nil
+        worker.connectionClosed(self)
+    }
+}
+
+/// A fully read request handed to the worker: head, body (in the connection's buffer) and the
+/// connection to answer on.
+struct InboundRequest {
+    let connection: InboundConnection
+    let head: HTTPRequestHead
+}
