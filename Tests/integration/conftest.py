@@ -10,6 +10,7 @@ The gateway and its peers run as real subprocesses on loopback ports:
 
 Every process started here is killed at teardown.
 """
+import errno
 import json
 import os
 import re
@@ -202,6 +203,18 @@ def _read_ready(proc, timeout, what):
     raise RuntimeError("%s printed no READY line within %.0fs: %r" % (what, timeout, buf))
 
 
+def _popen_retry_busy(args, **kw):
+    """Popen, retrying briefly on ETXTBSY (the binary being relinked by a concurrent `swift build`)."""
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            return subprocess.Popen(args, **kw)
+        except OSError as e:
+            if e.errno != errno.ETXTBSY or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 def _kill(proc):
     if proc is None or proc.poll() is not None:
         return
@@ -301,11 +314,13 @@ class Gateway:
     def start(self):
         out = open(self.stdout_path, "wb")
         err = open(self.stderr_path, "wb")
-        self.proc = subprocess.Popen(
-            [str(self.binary), "serve", "--config", str(self.config_path)],
-            stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=self.env, cwd=str(self.workdir))
-        out.close()
-        err.close()
+        try:
+            self.proc = _popen_retry_busy(
+                [str(self.binary), "serve", "--config", str(self.config_path)],
+                stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=self.env, cwd=str(self.workdir))
+        finally:
+            out.close()
+            err.close()
         try:
             wait_port(self.port, self.proc, what="hookgate serve")
         except RuntimeError as e:
@@ -420,6 +435,8 @@ def start_gateway(hookgate_bin, tmp_path):
     yield start
     dead = []
     for gw in gateways:
+        if gw.proc is None:  # never started
+            continue
         was_alive = gw.alive()
         gw.stop()
         if not was_alive:
@@ -437,16 +454,16 @@ def gw(start_gateway, upstream):
 
 @pytest.fixture
 def run_cli(hookgate_bin, tmp_path):
-    """run_cli(args, env_extra=None, env_remove=(), timeout=30) -> CompletedProcess (text)."""
+    """run_cli(args, env_extra=None, env_remove=(), timeout=30, cwd=tmp_path) -> CompletedProcess (text)."""
 
-    def run(args, env_extra=None, env_remove=(), timeout=30):
+    def run(args, env_extra=None, env_remove=(), timeout=30, cwd=None):
         env = dict(os.environ)
         env["VECU_WEBHOOK_SECRET"] = SECRET
         env.update(env_extra or {})
         for k in env_remove:
             env.pop(k, None)
         return subprocess.run([str(hookgate_bin)] + [str(a) for a in args], capture_output=True,
-                              text=True, env=env, cwd=str(tmp_path), timeout=timeout,
+                              text=True, env=env, cwd=str(cwd or tmp_path), timeout=timeout,
                               stdin=subprocess.DEVNULL)
 
     return run

@@ -47,7 +47,7 @@ def make_event(id=None, type=DEFAULT_TYPE, source=DEFAULT_SOURCE, data=None, **e
         },
     }
     event.update(extra)
-    return json.dumps(event, separators=(",", ":")).encode("utf-8")
+    return json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 def _to_bytes(body):
