@@ -11,7 +11,7 @@ public struct EventKey: Hashable, Sendable {
 
 /// The record of which events a route has delivered (the upstream answered 2xx) and which are
 /// being forwarded right now. Delivered ids are kept in an LRU bounded by `capacity` and
-/// forgotten after `ttl`; in-flight ids are never evicted, so a second copy cannot be forwarded
+/// forgotten `ttl` after they were delivered or last seen again as a duplicate; in-flight ids are never evicted, so a second copy cannot be forwarded
 /// while the first is still on its way. Not thread-safe: the server holds it under one lock.
 /// Time is passed in (milliseconds on a monotonic clock), never read here.
 public final class DeliveryLedger<Waiter> {
@@ -57,6 +57,10 @@ public final class DeliveryLedger<Waiter> {
     public func claim(_ key: EventKey, now: Int64) -> Claim {
         if let slot = index[key] {
             if expiries[Int(slot)] > now {
+                // Seen again: the sender is still retrying it, so it is remembered for another
+                // full ttl. Every entry's expiry is then its last use + ttl, so expiries grow
+                // along the LRU list and expired entries are always found at the tail.
+                expiries[Int(slot)] = now + ttlMilliseconds
                 moveToFront(slot)
                 return .delivered
             }

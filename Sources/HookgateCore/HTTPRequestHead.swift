@@ -120,7 +120,7 @@ public struct HTTPRequestHead: Sendable {
                 return .failure(.malformed("header field without a colon"))
             }
             let nameBytes = UnsafeRawBufferPointer(rebasing: field[0..<colon])
-            guard nameBytes.allSatisfy(isTokenByte) else { return .failure(.malformed("invalid header field name")) }
+            guard !nameBytes.isEmpty, nameBytes.allSatisfy(isTokenByte) else { return .failure(.malformed("invalid header field name")) }
             var valueStart = colon + 1
             var valueEnd = field.count
             while valueStart < valueEnd, field[valueStart] == 0x20 || field[valueStart] == 0x09 { valueStart += 1 }
@@ -195,14 +195,18 @@ public struct HTTPRequestHead: Sendable {
     public static func parseChunkSize(_ line: UnsafeRawBufferPointer) -> Int? {
         var size = 0
         var digits = 0
-        for c in line {
+        for (k, c) in line.enumerated() {
             let v: Int
             switch c {
             case 0x30...0x39: v = Int(c - 0x30)
             case 0x61...0x66: v = Int(c - 0x61 + 10)
             case 0x41...0x46: v = Int(c - 0x41 + 10)
-            case UInt8(ascii: ";"), 0x20, 0x09:
+            case UInt8(ascii: ";"):
                 return digits > 0 ? size : nil
+            case 0x20, 0x09:
+                // Whitespace may only precede an extension (BWS ";"), never more digits or text.
+                let rest = line[(k + 1)...].drop { $0 == 0x20 || $0 == 0x09 }
+                return digits > 0 && (rest.isEmpty || rest.first == UInt8(ascii: ";")) ? size : nil
             default: return nil
             }
             digits += 1

@@ -82,24 +82,42 @@ public struct Rejection: Error, Sendable, Equatable {
 
 /// Minimal JSON string rendering for answers and log lines.
 public enum JSONText {
-    /// `s` as a JSON string literal, escaping quotes, backslashes and control characters.
+    /// `s` as a JSON string literal, escaping quotes, backslashes, control characters and the
+    /// line separators U+2028/U+2029.
     public static func quoted(_ s: String) -> String {
-        var out = "\""
+        var out: [UInt8] = []
         out.reserveCapacity(s.utf8.count + 2)
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20 || scalar.value == 0x7F || scalar.value == 0x2028 || scalar.value == 0x2029:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
+        appendQuoted(s, to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Appends `s` as a JSON string literal to `out`, working on UTF-8 bytes.
+    public static func appendQuoted(_ s: String, to out: inout [UInt8]) {
+        let hexDigits: StaticString = "0123456789abcdef"
+        out.append(UInt8(ascii: "\""))
+        var text = s
+        var i = 0
+        text.withUTF8 { bytes in
+            while i < bytes.count {
+                let c = bytes[i]
+                switch c {
+                case UInt8(ascii: "\""): out += [0x5C, 0x22]
+                case UInt8(ascii: "\\"): out += [0x5C, 0x5C]
+                case 0x0A: out += [0x5C, UInt8(ascii: "n")]
+                case 0x0D: out += [0x5C, UInt8(ascii: "r")]
+                case 0x09: out += [0x5C, UInt8(ascii: "t")]
+                case 0x00..<0x20, 0x7F:
+                    out += [0x5C, UInt8(ascii: "u"), 0x30, 0x30,
+                            hexDigits.utf8Start[Int(c >> 4)], hexDigits.utf8Start[Int(c & 0x0F)]]
+                case 0xE2 where i + 2 < bytes.count && bytes[i + 1] == 0x80 && (bytes[i + 2] == 0xA8 || bytes[i + 2] == 0xA9):
+                    out += Array("\\u202".utf8)
+                    out.append(bytes[i + 2] == 0xA8 ? UInt8(ascii: "8") : UInt8(ascii: "9"))
+                    i += 2
+                default: out.append(c)
+                }
+                i += 1
             }
         }
-        out += "\""
-        return out
+        out.append(UInt8(ascii: "\""))
     }
 }

@@ -194,25 +194,16 @@ public final class Gateway {
         }
     }
 
-    /// The access log: one line per answered request.
+    /// The access log: one line per answered request, rendered without swift-log's metadata
+    /// dictionary because it is on every request's path.
     func recordAnswer(_ exchange: InboundExchange, status: Int, outcome: Outcome, reason: String?, upstreamStatus: Int?, client: String) {
         let elapsed = MonotonicClock.microseconds() - exchange.startedMicroseconds
         metrics.requestAnswered(route: exchange.route?.name, outcome: outcome, reason: reason, microseconds: elapsed)
-        var metadata: Logger.Metadata = [
-            "status": .stringConvertible(status),
-            "outcome": .string(outcome.rawValue),
-            "duration_ms": .stringConvertible(Double(elapsed) / 1000),
-            "request_id": .string(exchange.requestID),
-            "client": .string(client),
-        ]
-        if let route = exchange.route { metadata["route"] = .string(route.name) }
-        if let envelope = exchange.envelope {
-            metadata["event.id"] = .string(envelope.id)
-            metadata["event.type"] = .string(envelope.type)
-            metadata["event.source"] = .string(envelope.source)
-        }
-        if let reason { metadata["reason"] = .string(reason) }
-        if let upstreamStatus { metadata["upstream.status"] = .stringConvertible(upstreamStatus) }
-        accessLog.info("request", metadata: metadata)
+        let record = AccessLogRecord(
+            time: JSONLogHandler.timestamp(), route: exchange.route?.name, eventID: exchange.envelope?.id,
+            eventType: exchange.envelope?.type, eventSource: exchange.envelope?.source, outcome: outcome.rawValue,
+            reason: reason, status: status, upstreamStatus: upstreamStatus, durationMicroseconds: elapsed,
+            requestID: exchange.requestID, client: client)
+        LogOutput.write(record.jsonLine())
     }
 }

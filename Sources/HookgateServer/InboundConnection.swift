@@ -32,6 +32,7 @@ final class InboundConnection {
     private var state: State = .idle
     private var limits: Configuration.Limits
     private var lingering = false
+    private var peerClosed = false
     private var lingeringBytes = 0
 
     init(worker: Worker, bufferevent: OpaquePointer, clientAddress: String, isTLS: Bool, limits: Configuration.Limits) {
@@ -88,6 +89,9 @@ final class InboundConnection {
                     state = .head
                     limits = worker.limits
                     arm(limits.clientTimeout.milliseconds)
+                    // Reading stays on while a request is handled (so a vanished client is noticed),
+                    // bounded: beyond this much unread input libevent stops reading the socket.
+                    bufferevent_setwatermark(bev, Int16(EV_READ), 0, limits.maxHeaderBytes + 16_384)
                 }
                 guard readHead(input) else { return }
             case .body(let head, let remaining):
@@ -230,7 +234,6 @@ final class InboundConnection {
     private func dispatch(_ head: HTTPRequestHead) {
         state = .processing(head)
         event_del(timer)
-        if let bev { bufferevent_disable(bev, Int16(EV_READ)) }
         worker.handle(InboundRequest(connection: self, head: head))
     }
 
@@ -244,7 +247,6 @@ final class InboundConnection {
                                                 keepAlive: false, expectsContinue: false))
         }
         event_del(timer)
-        if let bev { bufferevent_disable(bev, Int16(EV_READ)) }
         worker.handleUnreadable(self, head: head, rejection: rejection)
     }
 
@@ -255,7 +257,7 @@ final class InboundConnection {
         guard case .processing(let head) = state, let bev else { return }
         let output = bufferevent_get_output(bev)!
         let length = answer.map { evbuffer_get_length($0) } ?? 0
-        let keepAlive = wanted && head.keepAlive && !head.method.isEmpty
+        let keepAlive = wanted && head.keepAlive && !head.method.isEmpty && !peerClosed
         var text = "HTTP/1.1 \(status) \(HTTPStatusPhrase.phrase(status))\r\n"
         for (name, value) in headers { text += "\(name): \(value)\r\n" }
         text += "Date: \(worker.httpDate())\r\nContent-Length: \(length)\r\n"
@@ -267,9 +269,10 @@ final class InboundConnection {
         if keepAlive {
             state = .idle
             arm(limits.clientTimeout.milliseconds)
-            bufferevent_enable(bev, Int16(EV_READ))
-            // Pipelined requests already buffered are read on a later turn, never recursively.
-            bufferevent_trigger(bev, Int16(EV_READ), Int32(BEV_TRIG_DEFER_CALLBACKS.rawValue))
+            if evbuffer_get_length(bufferevent_get_input(bev)) > 0 {
+                // Pipelined requests already buffered are read on a later turn, never recursively.
+                bufferevent_trigger(bev, Int16(EV_READ), Int32(BEV_TRIG_DEFER_CALLBACKS.rawValue))
+            }
         } else {
             state = .closing
             arm(5_000)  // a client that never reads its answer does not hold the connection
@@ -289,6 +292,11 @@ final class InboundConnection {
     }
 
     private func event(_ events: Int16) {
+        if events & Int16(BEV_EVENT_EOF) != 0, events & Int16(BEV_EVENT_ERROR) == 0, case .processing = state {
+            // The client half-closed after its request: answer it, then close.
+            peerClosed = true
+            return
+        }
         if events & Int16(BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT) != 0 { close() }
     }
 

@@ -62,12 +62,22 @@ enum LogOutput {
     private static let lock = NSLock()
 
     static func write(_ line: String) {
+        var text = line
+        text.withUTF8 { write(UnsafeRawBufferPointer($0)) }
+    }
+
+    static func write(_ line: [UInt8]) {
+        line.withUnsafeBytes { write($0) }
+    }
+
+    /// One write(2) per line, under a lock so lines from different threads never interleave.
+    private static func write(_ bytes: UnsafeRawBufferPointer) {
         lock.lock()
         defer { lock.unlock() }
-        var text = line
-        text.withUTF8 { bytes in
-            _ = fwrite(bytes.baseAddress, 1, bytes.count, stdout)
+        var offset = 0
+        while offset < bytes.count {
+            let n = Glibc.write(1, bytes.baseAddress! + offset, bytes.count - offset)
+            if n > 0 { offset += n } else if n < 0 && errno == EINTR { continue } else { return }
         }
-        fflush(stdout)
     }
 }

@@ -9,8 +9,20 @@ struct Demo: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Start the gateway with a built-in echo upstream and show a signed, a tampered and a duplicate event.")
 
-    @Option(help: "Configuration to start from (listen and upstream are replaced by local ones).")
-    var config = "conf/hookgate.yaml"
+    @Option(help: "Configuration to start from (listen and upstream are replaced by local ones). Default: conf/hookgate.yaml if present, else a built-in one.")
+    var config: String?
+
+    static let builtInConfiguration = """
+    routes:
+      - name: vecu
+        path: /webhooks/vecu
+        verify:
+          scheme: vecu
+          secrets:
+            - env: VECU_WEBHOOK_SECRET
+        upstream:
+          url: http://127.0.0.1:3000/webhooks/vecu
+    """
 
     @Flag(help: "Also print the gateway's JSON log lines.")
     var verbose = false
@@ -25,7 +37,20 @@ struct Demo: ParsableCommand {
             setenv("VECU_WEBHOOK_SECRET", "demo-secret-0123456789abcdef0123456789abcdef", 1)
         }
         let secret = ProcessInfo.processInfo.environment["VECU_WEBHOOK_SECRET"]!
-        var configuration = try loadOrExit(config)
+        var configuration: Configuration
+        if let config {
+            configuration = try loadOrExit(config)
+        } else if FileManager.default.fileExists(atPath: "conf/hookgate.yaml") {
+            configuration = try loadOrExit("conf/hookgate.yaml")
+        } else {
+            switch ConfigurationLoader.load(yaml: Self.builtInConfiguration, environment: ConfigurationFile.processEnvironment) {
+            case .success(let c): configuration = c
+            case .failure(let problems):
+                printError(problems.description)
+                throw ExitCode(1)
+            }
+        }
+        configuration.adminListen = nil
         let echo = try EchoUpstream()
         configuration.listen = ListenAddress(host: "127.0.0.1", port: 0)
         configuration.workers = .fixed(1)
