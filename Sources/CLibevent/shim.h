@@ -24,11 +24,13 @@
 #include <signal.h>
 #include <time.h>
 #include <strings.h>
+#include <errno.h>
 #include <sys/uio.h>
 
 static inline struct evkeyval *hg_headers_first(struct evkeyvalq *headers) { return headers->tqh_first; }
 static inline struct evkeyval *hg_headers_next(struct evkeyval *header) { return header->next.tqe_next; }
 
+static inline int hg_errno(void) { return errno; }
 static inline long long hg_monotonic_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

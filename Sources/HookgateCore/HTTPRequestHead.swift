@@ -56,26 +56,11 @@ public struct HTTPRequestHead: Sendable {
 
     /// Parses `bytes`, which hold the head up to and including the blank line's CRLF.
     public static func parse(_ bytes: UnsafeRawBufferPointer) -> Result<HTTPRequestHead, Failure> {
-        var lines: [UnsafeRawBufferPointer] = []
-        var start = 0
-        var i = 0
-        while i < bytes.count {
-            let c = bytes[i]
-            if c == 0x0D {
-                guard i + 1 < bytes.count, bytes[i + 1] == 0x0A else { return .failure(.malformed("CR not followed by LF")) }
-                lines.append(UnsafeRawBufferPointer(rebasing: bytes[start..<i]))
-                i += 2
-                start = i
-                continue
-            }
-            if c == 0x0A { return .failure(.malformed("bare LF line ending")) }
-            if c == 0x00 { return .failure(.malformed("NUL byte in the request head")) }
-            i += 1
+        let lines: [UnsafeRawBufferPointer]
+        switch HTTPHeadLines.split(bytes) {
+        case .failure(let error): return .failure(.malformed(error.message))
+        case .success(let l): lines = l
         }
-        guard start == bytes.count, lines.count >= 2, lines.last!.isEmpty else {
-            return .failure(.malformed("incomplete request head"))
-        }
-        lines.removeLast()
         guard lines.count - 1 <= maximumHeaderCount else { return .failure(.tooManyHeaders) }
 
         // Request line: method SP request-target SP HTTP-version
@@ -105,60 +90,15 @@ public struct HTTPRequestHead: Sendable {
             return .failure(.malformed("invalid HTTP version"))
         }
 
-        var headers: [(name: String, value: String)] = []
-        headers.reserveCapacity(lines.count - 1)
-        var contentLength: Int?
-        var transferEncoding: String?
-        var connectionTokens: [Substring] = []
-        var expect: String?
-        var hostCount = 0
-        for field in lines.dropFirst() {
-            guard let first = field.first, first != 0x20, first != 0x09 else {
-                return .failure(.malformed("obsolete line folding or empty field name"))
-            }
-            guard let colon = field.firstIndex(of: UInt8(ascii: ":")) else {
-                return .failure(.malformed("header field without a colon"))
-            }
-            let nameBytes = UnsafeRawBufferPointer(rebasing: field[0..<colon])
-            guard !nameBytes.isEmpty, nameBytes.allSatisfy(isTokenByte) else { return .failure(.malformed("invalid header field name")) }
-            var valueStart = colon + 1
-            var valueEnd = field.count
-            while valueStart < valueEnd, field[valueStart] == 0x20 || field[valueStart] == 0x09 { valueStart += 1 }
-            while valueEnd > valueStart, field[valueEnd - 1] == 0x20 || field[valueEnd - 1] == 0x09 { valueEnd -= 1 }
-            let valueBytes = UnsafeRawBufferPointer(rebasing: field[valueStart..<valueEnd])
-            guard valueBytes.allSatisfy({ $0 == 0x09 || ($0 >= 0x20 && $0 != 0x7F) }) else {
-                return .failure(.malformed("control character in a header value"))
-            }
-            guard let value = String(validating: valueBytes, as: UTF8.self) else {
-                return .failure(.malformed("header value is not UTF-8"))
-            }
-            let name = String(decoding: nameBytes, as: UTF8.self)
-            switch name.lowercased() {
-            case "content-length":
-                for item in value.split(separator: ",", omittingEmptySubsequences: false) {
-                    let digits = item.trimmingSpaces()
-                    guard !digits.isEmpty, digits.count <= 15, digits.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
-                          let n = Int(digits) else {
-                        return .failure(.malformed("invalid Content-Length"))
-                    }
-                    if let known = contentLength, known != n { return .failure(.malformed("conflicting Content-Length values")) }
-                    contentLength = n
-                }
-            case "transfer-encoding":
-                guard transferEncoding == nil else { return .failure(.unsupportedTransferEncoding) }
-                transferEncoding = value.lowercased()
-            case "connection":
-                connectionTokens += value.lowercased().split(separator: ",").map { $0.trimmingSpaces() }
-            case "expect":
-                guard expect == nil else { return .failure(.expectationFailed) }
-                expect = value.lowercased()
-            case "host":
-                hostCount += 1
-            default:
-                break
-            }
-            headers.append((name, value))
+        let fields: HTTPHeadLines.Fields
+        switch HTTPHeadLines.parseFields(lines.dropFirst()) {
+        case .failure(let error): return .failure(.malformed(error.message))
+        case .success(let f): fields = f
         }
+        if fields.repeatedTransferEncoding { return .failure(.unsupportedTransferEncoding) }
+        if fields.repeatedExpect { return .failure(.expectationFailed) }
+        let (headers, contentLength, transferEncoding, connectionTokens, expect, hostCount) =
+            (fields.headers, fields.contentLength, fields.transferEncoding, fields.connectionTokens, fields.expect, fields.hostCount)
         if version == .http11, hostCount != 1 {
             return .failure(.malformed(hostCount == 0 ? "Host header is required" : "Host header appears more than once"))
         }
@@ -183,12 +123,7 @@ public struct HTTPRequestHead: Sendable {
             version: version, headers: headers, framing: framing, keepAlive: keepAlive, expectsContinue: expectsContinue))
     }
 
-    /// RFC 9110 `tchar`.
-    static func isTokenByte(_ c: UInt8) -> Bool {
-        (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A)
-            || c == 0x21 || (c >= 0x23 && c <= 0x27) || c == 0x2A || c == 0x2B || c == 0x2D || c == 0x2E
-            || c == 0x5E || c == 0x5F || c == 0x60 || c == 0x7C || c == 0x7E
-    }
+    static func isTokenByte(_ c: UInt8) -> Bool { HTTPHeadLines.isTokenByte(c) }
 
     /// Parses a chunk-size line (without its CRLF): hex digits, optionally followed by `;`
     /// extensions, which are ignored. nil for anything else or sizes beyond 2^48.

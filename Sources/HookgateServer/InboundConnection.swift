@@ -11,12 +11,11 @@ import HookgateCore
 /// holds it while its request is handled. libevent callbacks get it unretained and never outlive
 /// `close()`, which frees the bufferevent and timer.
 final class InboundConnection {
-    private enum ChunkPhase { case size, data(Int), dataEnd, trailer(Int) }
     private enum State {
         case idle
         case head
         case body(HTTPRequestHead, remaining: Int)
-        case chunked(HTTPRequestHead, ChunkPhase)
+        case chunked(HTTPRequestHead, ChunkedBodyReader)
         case processing(HTTPRequestHead)
         case closing
         case closed
@@ -102,8 +101,22 @@ final class InboundConnection {
                     return
                 }
                 dispatch(head)
-            case .chunked(let head, let phase):
-                guard readChunked(input, head: head, phase: phase) else { return }
+            case .chunked(let head, var reader):
+                switch reader.read(from: input, into: body) {
+                case .needMore:
+                    state = .chunked(head, reader)
+                    return
+                case .done:
+                    dispatch(head)
+                case .failed(let message, let exceeded):
+                    let reason: Reason = switch exceeded {
+                    case .body?: .bodyTooLarge
+                    case .trailer?: .headersTooLarge
+                    case nil: .malformedRequest
+                    }
+                    fail(Rejection(reason, message), head: head)
+                    return
+                }
             case .closing:
                 // Lingering close: what the client still sends is read and dropped, so that its
                 // kernel does not answer our close with a reset that destroys our answer.
@@ -156,7 +169,7 @@ final class InboundConnection {
             state = .body(head, remaining: length)
         case .chunked:
             if head.expectsContinue { sendContinue() }
-            state = .chunked(head, .size)
+            state = .chunked(head, ChunkedBodyReader(maximumBody: limits.maxBodyBytes, maximumTrailer: limits.maxHeaderBytes))
         }
         return true
     }
@@ -165,70 +178,6 @@ final class InboundConnection {
         guard let bev else { return }
         let line = "HTTP/1.1 100 Continue\r\n\r\n"
         _ = line.withCString { evbuffer_add(bufferevent_get_output(bev), $0, 25) }
-    }
-
-    /// One step of a chunked body. Returns whether to keep going.
-    private func readChunked(_ input: OpaquePointer, head: HTTPRequestHead, phase: ChunkPhase) -> Bool {
-        switch phase {
-        case .size:
-            var eolLength = 0
-            let eol = evbuffer_search_eol(input, nil, &eolLength, EVBUFFER_EOL_CRLF_STRICT)
-            guard eol.pos >= 0 else {
-                if evbuffer_get_length(input) > 1024 { fail(Rejection(.malformedRequest, "chunk size line too long"), head: head) }
-                return false
-            }
-            let size = HTTPRequestHead.parseChunkSize(UnsafeRawBufferPointer(start: evbuffer_pullup(input, eol.pos), count: eol.pos))
-            evbuffer_drain(input, eol.pos + eolLength)
-            guard let size else {
-                fail(Rejection(.malformedRequest, "invalid chunk size"), head: head)
-                return false
-            }
-            if size == 0 {
-                state = .chunked(head, .trailer(0))
-            } else if evbuffer_get_length(body) + size > limits.maxBodyBytes {
-                fail(Rejection(.bodyTooLarge, "chunked body exceeds \(limits.maxBodyBytes) bytes"), head: head)
-                return false
-            } else {
-                state = .chunked(head, .data(size))
-            }
-            return true
-        case .data(let remaining):
-            let moved = min(remaining, evbuffer_get_length(input))
-            if moved > 0 { evbuffer_remove_buffer(input, body, moved) }
-            state = .chunked(head, moved < remaining ? .data(remaining - moved) : .dataEnd)
-            return moved == remaining
-        case .dataEnd:
-            guard evbuffer_get_length(input) >= 2 else { return false }
-            let crlf = UnsafeRawBufferPointer(start: evbuffer_pullup(input, 2), count: 2)
-            guard crlf[0] == 0x0D, crlf[1] == 0x0A else {
-                fail(Rejection(.malformedRequest, "chunk data not followed by CRLF"), head: head)
-                return false
-            }
-            evbuffer_drain(input, 2)
-            state = .chunked(head, .size)
-            return true
-        case .trailer(let seen):
-            var eolLength = 0
-            let eol = evbuffer_search_eol(input, nil, &eolLength, EVBUFFER_EOL_CRLF_STRICT)
-            guard eol.pos >= 0 else {
-                if seen + evbuffer_get_length(input) > limits.maxHeaderBytes {
-                    fail(Rejection(.headersTooLarge, "trailer section too large"), head: head)
-                }
-                return false
-            }
-            evbuffer_drain(input, eol.pos + eolLength)  // trailer fields are read and dropped
-            if eol.pos == 0 {
-                dispatch(head)
-            } else {
-                let total = seen + eol.pos + eolLength
-                guard total <= limits.maxHeaderBytes else {
-                    fail(Rejection(.headersTooLarge, "trailer section too large"), head: head)
-                    return false
-                }
-                state = .chunked(head, .trailer(total))
-            }
-            return true
-        }
     }
 
     private func dispatch(_ head: HTTPRequestHead) {

@@ -71,14 +71,14 @@ final class InboundExchange {
     }
 
     /// Relays the upstream's status, end-to-end headers and body (moved, not copied).
-    func relay(status: Int, upstreamResponse: OpaquePointer) {
+    func relay(status: Int, reply: UpstreamReply) {
         var relayed: [(String, String)] = []
-        for (name, value) in EvHeaders(list: evhttp_request_get_input_headers(upstreamResponse)).pairs {
+        for (name, value) in reply.head.headers {
             let lower = name.lowercased()
             if HeaderPolicy.isDroppedWhenForwarding(lower) || lower == "x-request-id" || lower == "date" { continue }
             relayed.append((name, value))
         }
-        send(status: status, body: evhttp_request_get_input_buffer(upstreamResponse), headers: relayed, close: false,
+        send(status: status, body: reply.body, headers: relayed, close: false,
              outcome: .forwarded, reason: nil, upstreamStatus: status)
     }
 

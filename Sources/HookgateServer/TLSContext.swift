@@ -20,6 +20,13 @@ final class TLSContext {
         return text.isEmpty ? "unknown OpenSSL error" : text
     }
 
+    /// An OpenSSL error code as text.
+    static func describe(_ code: UInt) -> String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        ERR_error_string_n(code, &buffer, buffer.count)
+        return String(cString: buffer)
+    }
+
     private static func hardened(_ method: OpaquePointer) -> OpaquePointer? {
         guard let ctx = SSL_CTX_new(method) else { return nil }
         _ = hg_ssl_ctx_set_min_tls12(ctx)

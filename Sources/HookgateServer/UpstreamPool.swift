@@ -1,235 +1,369 @@
 import CLibevent
 import HookgateCore
 
-/// One forward: the request to send and the exchange that waits for its answer.
+/// An upstream's answer: its head and its body (in the connection's buffer, to be moved out
+/// before the connection's next request).
+struct UpstreamReply {
+    let head: HTTPResponseHead
+    let body: OpaquePointer
+}
+
+/// One forward: the request to send, the exchange that waits for its answer, and the one timer
+/// that bounds it — waiting for a connection and the upstream's whole answer together.
 final class ForwardJob {
     let exchange: InboundExchange
-    let headers: [(name: String, value: String)]
-    let deadlineMilliseconds: Int64
+    let requestHead: [UInt8]
     let startedMicroseconds: Int64 = MonotonicClock.microseconds()
-    var error: evhttp_request_error?
-    var connection: UpstreamConnection?
     let pool: UpstreamPool
+    var connection: UpstreamConnection?
+    private(set) var finished = false
+    private var deadline: OpaquePointer?
 
-    init(exchange: InboundExchange, headers: [(name: String, value: String)], deadlineMilliseconds: Int64, pool: UpstreamPool) {
+    init(exchange: InboundExchange, requestHead: [UInt8], pool: UpstreamPool) {
         self.exchange = exchange
-        self.headers = headers
-        self.deadlineMilliseconds = deadlineMilliseconds
+        self.requestHead = requestHead
         self.pool = pool
+    }
+
+    /// Ownership: the timer's argument is this job, retained until the timer is freed in `finish`.
+    func startDeadline(base: OpaquePointer, milliseconds: Int64) {
+        deadline = event_new(base, -1, 0, { _, _, arg in
+            let job = Unmanaged<ForwardJob>.fromOpaque(arg!).takeUnretainedValue()
+            job.pool.deadlinePassed(job)
+        }, Unmanaged.passRetained(self).toOpaque())
+        var tv = timeval(milliseconds: milliseconds)
+        event_add(deadline, &tv)
+    }
+
+    /// Marks the job done and frees its timer; false if it was already done.
+    func finish() -> Bool {
+        guard !finished else { return false }
+        finished = true
+        if let deadline {
+            event_free(deadline)
+            Unmanaged.passUnretained(self).release()
+        }
+        deadline = nil
+        return true
     }
 }
 
-/// A kept-alive connection to the upstream; it carries one request at a time. Once its TCP (or
-/// TLS) connection has closed it is not reused: an OpenSSL session cannot be reconnected, and a
-/// fresh object costs nothing next to a new handshake.
+/// A kept-alive connection to the upstream, carrying one request at a time, with hookgate's own
+/// strict HTTP/1.1 response reader. A closed connection is never reconnected; the pool opens a new
+/// one (an OpenSSL session cannot be reused across TCP connections anyway).
+///
+/// Ownership: the pool holds idle connections, a job holds its busy one; libevent callbacks get
+/// it unretained and are gone once the bufferevent is freed (`close`).
 final class UpstreamConnection {
-    let connection: OpaquePointer
-    private(set) var closed = false
-
-    init?(base: OpaquePointer, dns: OpaquePointer?, url: UpstreamURL, tls: TLSContext?, verify: Bool) {
-        if let tls {
-            guard let ssl = tls.clientSession(host: url.host, verify: verify),
-                  let bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
-                                                           Int32(BEV_OPT_CLOSE_ON_FREE.rawValue | BEV_OPT_DEFER_CALLBACKS.rawValue))
-            else { return nil }
-            bufferevent_openssl_set_allow_dirty_shutdown(bev, 1)
-            connection = evhttp_connection_base_bufferevent_new(base, dns, bev, url.host, url.port)
-        } else {
-            connection = evhttp_connection_base_new(base, dns, url.host, url.port)
-        }
-        // Ownership: unretained; the connection object outlives its evhttp connection (deinit frees it).
-        evhttp_connection_set_closecb(connection, { _, arg in
-            Unmanaged<UpstreamConnection>.fromOpaque(arg!).takeUnretainedValue().closed = true
-        }, Unmanaged.passUnretained(self).toOpaque())
-        evhttp_connection_set_retries(connection, 0)
-        evhttp_connection_set_max_headers_size(connection, 64 * 1024)
-        evhttp_connection_set_max_body_size(connection, 16 * 1024 * 1024)
+    private enum Phase {
+        case idle
+        case waitingHead
+        case body(HTTPResponseHead, remaining: Int)
+        case chunked(HTTPResponseHead, ChunkedBodyReader)
+        case untilClose(HTTPResponseHead)
     }
 
-    deinit { evhttp_connection_free(connection) }
+    /// Largest upstream answer relayed; beyond it the answer is refused as invalid (502).
+    static let maximumBody = 16 * 1024 * 1024
+    static let maximumHead = 64 * 1024
 
-    private var noDelaySocket: Int32 = -1
+    unowned let pool: UpstreamPool
+    private var bev: OpaquePointer?
+    private var phase = Phase.idle
+    private var job: ForwardJob?
+    private let body: OpaquePointer = evbuffer_new()
+    private(set) var closed = false
 
-    /// TLS writes a request as several records; without TCP_NODELAY the second one waits for the
-    /// peer's delayed ACK (40 ms on Linux).
-    func disableNagle() {
-        let fd = Int32(bufferevent_getfd(evhttp_connection_get_bufferevent(connection)))
-        guard fd >= 0, fd != noDelaySocket else { return }
+    init?(pool: UpstreamPool, base: OpaquePointer, dns: OpaquePointer?, url: UpstreamURL, tls: TLSContext?, verify: Bool) {
+        self.pool = pool
+        let options = Int32(BEV_OPT_CLOSE_ON_FREE.rawValue)
+        if let tls {
+            guard let ssl = tls.clientSession(host: url.host, verify: verify),
+                  let made = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_CONNECTING, options) else { return nil }
+            bufferevent_openssl_set_allow_dirty_shutdown(made, 1)
+            bev = made
+        } else {
+            bev = bufferevent_socket_new(base, -1, options)
+        }
+        guard let bev else { return nil }
+        let me = Unmanaged.passUnretained(self).toOpaque()
+        bufferevent_setcb(bev, { _, arg in
+            Unmanaged<UpstreamConnection>.fromOpaque(arg!).takeUnretainedValue().readable()
+        }, nil, { _, events, arg in
+            Unmanaged<UpstreamConnection>.fromOpaque(arg!).takeUnretainedValue().event(events)
+        }, me)
+        bufferevent_enable(bev, Int16(EV_READ | EV_WRITE))
+        guard bufferevent_socket_connect_hostname(bev, dns, AF_UNSPEC, url.host, Int32(url.port)) == 0 else {
+            bufferevent_free(bev)
+            self.bev = nil
+            return nil
+        }
+    }
+
+    deinit {
+        if let bev { bufferevent_free(bev) }
+        evbuffer_free(body)
+    }
+
+    /// Sends `job`'s request: the rendered head, then the body moved out of the inbound buffer.
+    func send(_ job: ForwardJob) {
+        guard let bev else {
+            fail(.unreachable("connection closed"))
+            return
+        }
+        self.job = job
+        phase = .waitingHead
+        let output = bufferevent_get_output(bev)!
+        job.requestHead.withUnsafeBytes { _ = evbuffer_add(output, $0.baseAddress, $0.count) }
+        evbuffer_add_buffer(output, job.exchange.body)
+    }
+
+    /// The forward ran out of time: the answer can no longer be trusted to arrive whole.
+    func abort() {
+        fail(.timedOut)
+    }
+
+    private func readable() {
+        guard let bev else { return }
+        let input = bufferevent_get_input(bev)!
+        while true {
+            switch phase {
+            case .idle:
+                // Nothing is owed to us: data here is a protocol error; close.
+                if evbuffer_get_length(input) > 0 { close() }
+                return
+            case .waitingHead:
+                let found = evbuffer_search(input, "\r\n\r\n", 4, nil)
+                guard found.pos >= 0 else {
+                    if evbuffer_get_length(input) > Self.maximumHead { fail(.invalidResponse("header section too large")) }
+                    return
+                }
+                let length = found.pos + 4
+                let parsed = HTTPResponseHead.parse(UnsafeRawBufferPointer(start: evbuffer_pullup(input, length), count: length))
+                evbuffer_drain(input, length)
+                switch parsed {
+                case .failure(let rejection):
+                    fail(.invalidResponse(rejection.message))
+                    return
+                case .success(let head) where head.status < 200:
+                    if head.status == 101 {
+                        fail(.invalidResponse("upstream switched protocols"))
+                        return
+                    }
+                    continue  // an interim answer (100 Continue, 103): the real one follows
+                case .success(let head):
+                    switch head.framing {
+                    case .length(let n) where n > Self.maximumBody:
+                        fail(.invalidResponse("answer body of \(n) bytes is too large"))
+                        return
+                    case .length(let n):
+                        phase = .body(head, remaining: n)
+                    case .chunked:
+                        phase = .chunked(head, ChunkedBodyReader(maximumBody: Self.maximumBody, maximumTrailer: Self.maximumHead))
+                    case .untilClose:
+                        phase = .untilClose(head)
+                    }
+                }
+            case .body(let head, let remaining):
+                let moved = min(remaining, evbuffer_get_length(input))
+                if moved > 0 { evbuffer_remove_buffer(input, body, moved) }
+                guard moved == remaining else {
+                    phase = .body(head, remaining: remaining - moved)
+                    return
+                }
+                complete(head)
+                return
+            case .chunked(let head, var reader):
+                switch reader.read(from: input, into: body) {
+                case .needMore:
+                    phase = .chunked(head, reader)
+                    return
+                case .done:
+                    complete(head)
+                    return
+                case .failed(let message, _):
+                    fail(.invalidResponse(message))
+                    return
+                }
+            case .untilClose:
+                evbuffer_add_buffer(body, input)
+                if evbuffer_get_length(body) > Self.maximumBody { fail(.invalidResponse("answer body too large")) }
+                return
+            }
+        }
+    }
+
+    private func event(_ events: Int16) {
+        if events & Int16(BEV_EVENT_CONNECTED) != 0 {
+            if let bev { Self.disableNagle(bev) }
+            return
+        }
+        if events & Int16(BEV_EVENT_EOF) != 0, case .untilClose(let head) = phase {
+            complete(head)
+            close()
+            return
+        }
+        guard events & Int16(BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT) != 0 else { return }
+        if job != nil {
+            var detail = events & Int16(BEV_EVENT_EOF) != 0 ? "connection closed before a complete answer" : "connection failed"
+            if events & Int16(BEV_EVENT_ERROR) != 0, let bev {
+                let code = hg_errno()
+                if code != 0 { detail = String(cString: strerror(code)) }
+                let dnsError = bufferevent_socket_get_dns_error(bev)
+                if dnsError != 0 { detail = "cannot resolve: " + String(cString: evutil_gai_strerror(dnsError)) }
+                let tlsError = bufferevent_get_openssl_error(bev)
+                if tlsError != 0 { detail = "TLS: " + TLSContext.describe(tlsError) }
+            }
+            fail(.unreachable(detail))
+        } else {
+            close()
+        }
+    }
+
+    private func complete(_ head: HTTPResponseHead) {
+        guard let job else { return }
+        self.job = nil
+        phase = .idle
+        if !head.keepAlive || (bev.map { evbuffer_get_length(bufferevent_get_input($0)) } ?? 0) > 0 { close() }
+        pool.finished(job, on: self, outcome: .response(status: head.status), reply: UpstreamReply(head: head, body: body))
+        evbuffer_drain(body, evbuffer_get_length(body))
+    }
+
+    private func fail(_ outcome: UpstreamOutcome) {
+        close()
+        guard let job else { return }
+        self.job = nil
+        evbuffer_drain(body, evbuffer_get_length(body))
+        pool.finished(job, on: self, outcome: outcome, reply: nil)
+    }
+
+    /// Frees the socket at once (libevent keeps the bufferevent alive until its running callback
+    /// returns, so this is safe from inside one).
+    func close() {
+        closed = true
+        phase = .idle
+        if let bev {
+            bufferevent_free(bev)
+            self.bev = nil
+        }
+    }
+
+    /// Requests go out as one write, but TLS splits it into records; without TCP_NODELAY the
+    /// second waits for the peer's delayed ACK (40 ms on Linux).
+    private static func disableNagle(_ bev: OpaquePointer) {
+        let fd = Int32(bufferevent_getfd(bev))
+        guard fd >= 0 else { return }
         var one: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-        noDelaySocket = fd
     }
 }
 
 /// The connections of one worker to one route's upstream: at most `maxConnections`, each reused
-/// (keep-alive); requests beyond that wait in FIFO order. A waiting request that reaches its
-/// deadline before a connection frees up is answered 503 (nothing was sent, so the retry is safe).
+/// (keep-alive); requests beyond that wait in FIFO order. A request whose deadline passes while it
+/// waits is answered 503 (nothing was sent, so the retry is safe); one whose deadline passes while
+/// the upstream works on it is answered 504.
 final class UpstreamPool {
     let route: CompiledRoute
     private let url: UpstreamURL
     private let base: OpaquePointer
     private let dns: OpaquePointer?
+    private let metrics: GatewayMetrics
     private var idle: [UpstreamConnection] = []
     private var opened = 0
+    private var busy = 0
     private var waiting: [ForwardJob] = []
     private var waitingHead = 0
-    private var sweep: OpaquePointer!
-    private let metrics: GatewayMetrics
     /// Requests waiting beyond this many are refused at once (503) instead of queued.
     static let maximumWaiting = 10_000
 
     init(route: CompiledRoute, base: OpaquePointer, dns: OpaquePointer?, metrics: GatewayMetrics) {
         self.route = route
-        self.metrics = metrics
         url = route.upstream.url
         self.base = base
         self.dns = dns
-        // Ownership: the timer's argument is this pool, unretained; the worker keeps its pools for
-        // the life of its loop and frees the timer in deinit.
-        sweep = event_new(base, -1, Int16(EV_PERSIST), { _, _, arg in
-            Unmanaged<UpstreamPool>.fromOpaque(arg!).takeUnretainedValue().expireWaiting()
-        }, Unmanaged.passUnretained(self).toOpaque())
+        self.metrics = metrics
     }
 
-    deinit { event_free(sweep) }
-
     /// Connections currently carrying a request.
-    var busyConnections: Int { opened - idle.count }
+    var busyConnections: Int { busy }
     var waitingCount: Int { waiting.count - waitingHead }
 
     func submit(_ job: ForwardJob) {
+        job.startDeadline(base: base, milliseconds: route.upstream.timeout.milliseconds)
+        place(job)
+    }
+
+    private func place(_ job: ForwardJob) {
         while let last = idle.last, last.closed {
-            idle.removeLast()  // freed here, outside any callback of its own
+            idle.removeLast()
             opened -= 1
         }
         if let connection = idle.popLast() {
             dispatch(job, on: connection)
         } else if opened < route.upstream.maxConnections {
-            guard let connection = UpstreamConnection(base: base, dns: dns, url: url, tls: route.upstreamTLS,
+            guard let connection = UpstreamConnection(pool: self, base: base, dns: dns, url: url, tls: route.upstreamTLS,
                                                       verify: !route.upstream.tlsInsecureSkipVerify) else {
-                job.exchange.worker.finishForward(job, outcome: .unreachable("cannot create a TLS session"), response: nil, busy: nil)
+                end(job, outcome: .unreachable("cannot open a connection"), reply: nil)
                 return
             }
             opened += 1
             dispatch(job, on: connection)
         } else if waitingCount >= Self.maximumWaiting {
-            job.exchange.worker.finishForward(job, outcome: nil, response: nil,
-                                              busy: Rejection(.upstreamBusy, "too many requests are waiting for the upstream"))
+            end(job, busy: Rejection(.upstreamBusy, "too many requests are waiting for the upstream"))
         } else {
             waiting.append(job)
-            if waitingCount == 1 {
-                var tick = timeval(milliseconds: 100)
-                event_add(sweep, &tick)
-            }
         }
     }
 
     private func dispatch(_ job: ForwardJob, on connection: UpstreamConnection) {
-        let remaining = job.deadlineMilliseconds - MonotonicClock.milliseconds()
-        guard remaining > 0 else {
-            release(connection)
-            job.exchange.worker.finishForward(job, outcome: nil, response: nil,
-                                              busy: Rejection(.upstreamBusy, "no upstream connection became free in time"))
-            return
-        }
         job.connection = connection
+        busy += 1
         metrics.connectionsInUse(route: route.name, change: 1)
-        var timeout = timeval(milliseconds: remaining)
-        evhttp_connection_set_timeout_tv(connection.connection, &timeout)
-
-        // Ownership: the request's callback argument is the job, retained here and released in
-        // `requestDone`, which libevent calls exactly once per request made.
-        let context = Unmanaged.passRetained(job).toOpaque()
-        let request = evhttp_request_new({ response, arg in
-            let job = Unmanaged<ForwardJob>.fromOpaque(arg!).takeRetainedValue()
-            job.pool.requestDone(job, response: response)
-        }, context)!
-        evhttp_request_set_error_cb(request) { error, arg in
-            Unmanaged<ForwardJob>.fromOpaque(arg!).takeUnretainedValue().error = error
-        }
-        let headers = EvHeaders(list: evhttp_request_get_output_headers(request))
-        headers.add("Host", url.authority)
-        for (name, value) in job.headers { headers.add(name, value) }
-        evbuffer_add_buffer(evhttp_request_get_output_buffer(request), job.exchange.body)
-        if evhttp_make_request(connection.connection, request, EVHTTP_REQ_POST, url.target) != 0 {
-            // libevent may or may not have reported this through the callback already. The retain
-            // is left for a late callback to balance (a leak at worst, never a double free);
-            // `requestDone` runs its body once either way.
-            requestDone(job, response: nil)
-            return
-        }
-        connection.disableNagle()
+        connection.send(job)
     }
 
-    private func requestDone(_ job: ForwardJob, response: OpaquePointer?) {
-        guard let connection = job.connection else { return }
-        job.connection = nil
-        metrics.connectionsInUse(route: route.name, change: -1)
-        let outcome: UpstreamOutcome
-        let status = response.map { Int(evhttp_request_get_response_code($0)) } ?? 0
-        if status > 0 {
-            outcome = .response(status: status)
+    /// The job's one timer fired.
+    func deadlinePassed(_ job: ForwardJob) {
+        if let connection = job.connection {
+            connection.abort()  // reports back through `finished`
         } else {
-            switch job.error {
-            case EVREQ_HTTP_TIMEOUT?: outcome = .timedOut
-            case EVREQ_HTTP_INVALID_HEADER?: outcome = .invalidResponse("malformed response headers")
-            case EVREQ_HTTP_DATA_TOO_LONG?: outcome = .invalidResponse("response too large")
-            default: outcome = .unreachable("connection failed or closed")
-            }
+            // Still waiting for a connection: `dequeue` skips finished jobs.
+            end(job, busy: Rejection(.upstreamBusy, "no upstream connection became free in time"))
         }
-        release(connection)
-        job.exchange.worker.finishForward(job, outcome: outcome, response: status > 0 ? response : nil, busy: nil)
     }
 
-    private func release(_ connection: UpstreamConnection) {
+    /// A connection's report on the job it carried.
+    func finished(_ job: ForwardJob, on connection: UpstreamConnection, outcome: UpstreamOutcome, reply: UpstreamReply?) {
+        job.connection = nil
+        busy -= 1
+        metrics.connectionsInUse(route: route.name, change: -1)
         if connection.closed {
-            // Its callback may still be on the stack: free it on a later turn of the loop.
             opened -= 1
-            retire(connection)
-            if let next = dequeue() { submit(next) }
-            return
-        }
-        if let next = dequeue() {
-            dispatch(next, on: connection)
         } else {
             idle.append(connection)
         }
+        end(job, outcome: outcome, reply: reply)
+        if let next = dequeue() { place(next) }
     }
 
-    private func retire(_ connection: UpstreamConnection) {
-        var now = timeval(tv_sec: 0, tv_usec: 0)
-        // Ownership: the connection is retained until the one-shot callback runs.
-        event_base_once(base, -1, Int16(EV_TIMEOUT), { _, _, arg in
-            Unmanaged<UpstreamConnection>.fromOpaque(arg!).release()
-        }, Unmanaged.passRetained(connection).toOpaque(), &now)
+    private func end(_ job: ForwardJob, outcome: UpstreamOutcome? = nil, reply: UpstreamReply? = nil, busy rejection: Rejection? = nil) {
+        guard job.finish() else { return }
+        job.exchange.worker.finishForward(job, outcome: outcome, reply: reply, busy: rejection)
     }
 
     private func dequeue() -> ForwardJob? {
-        guard waitingHead < waiting.count else { return nil }
-        let job = waiting[waitingHead]
-        waitingHead += 1
-        if waitingHead == waiting.count {
-            waiting.removeAll(keepingCapacity: true)
-            waitingHead = 0
-            event_del(sweep)
-        } else if waitingHead > 1024 && waitingHead * 2 > waiting.count {
-            waiting.removeFirst(waitingHead)
-            waitingHead = 0
+        while waitingHead < waiting.count {
+            let job = waiting[waitingHead]
+            waitingHead += 1
+            if waitingHead == waiting.count {
+                waiting.removeAll(keepingCapacity: true)
+                waitingHead = 0
+            } else if waitingHead > 1024 && waitingHead * 2 > waiting.count {
+                waiting.removeFirst(waitingHead)
+                waitingHead = 0
+            }
+            if !job.finished { return job }
         }
-        return job
-    }
-
-    /// Answers waiting requests whose deadline has passed (every 100 ms while any wait).
-    private func expireWaiting() {
-        let now = MonotonicClock.milliseconds()
-        let expired = waiting[waitingHead...].filter { $0.deadlineMilliseconds <= now }
-        guard !expired.isEmpty else { return }
-        waiting = waiting[waitingHead...].filter { $0.deadlineMilliseconds > now }
-        waitingHead = 0
-        if waiting.isEmpty { event_del(sweep) }
-        for job in expired {
-            job.exchange.worker.finishForward(job, outcome: nil, response: nil,
-                                              busy: Rejection(.upstreamBusy, "no upstream connection became free in time"))
-        }
+        return nil
     }
 }

@@ -228,10 +228,11 @@ final class Worker {
             context: .init(clientAddress: exchange.connection.clientAddress, scheme: tls ? "https" : "http",
                            requestID: exchange.requestID, envelope: envelope),
             addHeaders: route.upstream.addHeaders)
+        let head = ForwardedHeaders.renderRequestHead(target: route.upstream.url.target, authority: route.upstream.url.authority,
+                                                      headers: headers, contentLength: evbuffer_get_length(exchange.body))
         let pool = self.pool(for: route)
         gateway.forwardStarted()
-        let deadline = MonotonicClock.milliseconds() + route.upstream.timeout.milliseconds
-        pool.submit(ForwardJob(exchange: exchange, headers: headers, deadlineMilliseconds: deadline, pool: pool))
+        pool.submit(ForwardJob(exchange: exchange, requestHead: head, pool: pool))
     }
 
     private func pool(for route: CompiledRoute) -> UpstreamPool {
@@ -241,18 +242,24 @@ final class Worker {
         return pool
     }
 
-    func finishForward(_ job: ForwardJob, outcome: UpstreamOutcome?, response: OpaquePointer?, busy: Rejection?) {
+    /// Ends a forward: records the event as delivered only if the upstream accepted it, answers
+    /// the sender, then answers every copy that waited on this one.
+    func finishForward(_ job: ForwardJob, outcome: UpstreamOutcome?, reply: UpstreamReply?, busy: Rejection?) {
         let exchange = job.exchange
+        let route = exchange.route!
         let answer: SenderAnswer = busy.map { .reject($0) } ?? SenderAnswer.forOutcome(outcome!)
         var delivered = false
         if case .relay(_, let accepted) = answer { delivered = accepted }
         let upstreamStatus: Int? = if case .response(let s)? = outcome { s } else { nil }
-        if outcome != nil { gateway.recordUpstream(route: exchange.route!.name, status: upstreamStatus, microseconds: MonotonicClock.microseconds() - job.startedMicroseconds) }
+        if outcome != nil {
+            gateway.recordUpstream(route: route.name, status: upstreamStatus,
+                                   microseconds: MonotonicClock.microseconds() - job.startedMicroseconds)
+        }
         let key = EventKey(source: exchange.envelope!.source, id: exchange.envelope!.id)
-        let waiters = gateway.ledgers.finish(route: exchange.route!.name, key: key, delivered: delivered)
+        let waiters = gateway.ledgers.finish(route: route.name, key: key, delivered: delivered)
         switch answer {
         case .relay(let status, _):
-            exchange.relay(status: status, upstreamResponse: response!)
+            exchange.relay(status: status, reply: reply!)
         case .reject(let rejection):
             exchange.reject(rejection, upstreamStatus: upstreamStatus)
         }

@@ -1,0 +1,105 @@
+/// What requests and responses share: splitting a head into CRLF lines and reading header fields,
+/// both strictly (RFC 9112). Failures are messages; each caller maps them to its own error.
+enum HTTPHeadLines {
+    /// The lines of a head that ends with an empty line, without their CRLFs and without the final
+    /// empty line. Bare LF, a CR without LF and NUL bytes are refused.
+    static func split(_ bytes: UnsafeRawBufferPointer) -> Result<[UnsafeRawBufferPointer], HeadError> {
+        var lines: [UnsafeRawBufferPointer] = []
+        var start = 0
+        var i = 0
+        while i < bytes.count {
+            let c = bytes[i]
+            if c == 0x0D {
+                guard i + 1 < bytes.count, bytes[i + 1] == 0x0A else { return .failure("CR not followed by LF") }
+                lines.append(UnsafeRawBufferPointer(rebasing: bytes[start..<i]))
+                i += 2
+                start = i
+                continue
+            }
+            if c == 0x0A { return .failure("bare LF line ending") }
+            if c == 0x00 { return .failure("NUL byte in the head") }
+            i += 1
+        }
+        guard start == bytes.count, lines.count >= 2, lines.last!.isEmpty else { return .failure("incomplete head") }
+        lines.removeLast()
+        return .success(lines)
+    }
+
+    /// Header fields with the ones that decide framing and connection handling pulled out.
+    struct Fields {
+        var headers: [(name: String, value: String)] = []
+        var contentLength: Int?
+        var transferEncoding: String?
+        var repeatedTransferEncoding = false
+        var connectionTokens: [Substring] = []
+        var expect: String?
+        var repeatedExpect = false
+        var hostCount = 0
+    }
+
+    static func parseFields(_ lines: ArraySlice<UnsafeRawBufferPointer>) -> Result<Fields, HeadError> {
+        var fields = Fields()
+        fields.headers.reserveCapacity(lines.count)
+        for field in lines {
+            guard let first = field.first, first != 0x20, first != 0x09 else {
+                return .failure("obsolete line folding or empty field name")
+            }
+            guard let colon = field.firstIndex(of: UInt8(ascii: ":")) else { return .failure("header field without a colon") }
+            let nameBytes = UnsafeRawBufferPointer(rebasing: field[0..<colon])
+            guard !nameBytes.isEmpty, nameBytes.allSatisfy(isTokenByte) else { return .failure("invalid header field name") }
+            var valueStart = colon + 1
+            var valueEnd = field.count
+            while valueStart < valueEnd, field[valueStart] == 0x20 || field[valueStart] == 0x09 { valueStart += 1 }
+            while valueEnd > valueStart, field[valueEnd - 1] == 0x20 || field[valueEnd - 1] == 0x09 { valueEnd -= 1 }
+            let valueBytes = UnsafeRawBufferPointer(rebasing: field[valueStart..<valueEnd])
+            guard valueBytes.allSatisfy({ $0 == 0x09 || ($0 >= 0x20 && $0 != 0x7F) }) else {
+                return .failure("control character in a header value")
+            }
+            guard let value = String(validating: valueBytes, as: UTF8.self) else { return .failure("header value is not UTF-8") }
+            let name = String(decoding: nameBytes, as: UTF8.self)
+            switch nameBytes.count {
+            case 14 where HeaderList.sameName(name, "content-length"):
+                for item in value.split(separator: ",", omittingEmptySubsequences: false) {
+                    let digits = item.trimmingSpaces()
+                    guard !digits.isEmpty, digits.count <= 15, digits.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
+                          let n = Int(digits) else {
+                        return .failure("invalid Content-Length")
+                    }
+                    if let known = fields.contentLength, known != n { return .failure("conflicting Content-Length values") }
+                    fields.contentLength = n
+                }
+            case 17 where HeaderList.sameName(name, "transfer-encoding"):
+                if fields.transferEncoding != nil { fields.repeatedTransferEncoding = true }
+                fields.transferEncoding = value.lowercased()
+            case 10 where HeaderList.sameName(name, "connection"):
+                fields.connectionTokens += value.lowercased().split(separator: ",").map { $0.trimmingSpaces() }
+            case 6 where HeaderList.sameName(name, "expect"):
+                if fields.expect != nil { fields.repeatedExpect = true }
+                fields.expect = value.lowercased()
+            case 4 where HeaderList.sameName(name, "host"):
+                fields.hostCount += 1
+            default:
+                break
+            }
+            fields.headers.append((name, value))
+        }
+        return .success(fields)
+    }
+
+    /// RFC 9110 `tchar`.
+    static func isTokenByte(_ c: UInt8) -> Bool {
+        (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A)
+            || c == 0x21 || (c >= 0x23 && c <= 0x27) || c == 0x2A || c == 0x2B || c == 0x2D || c == 0x2E
+            || c == 0x5E || c == 0x5F || c == 0x60 || c == 0x7C || c == 0x7E
+    }
+
+    /// A parse failure's message.
+    struct HeadError: Error, ExpressibleByStringLiteral {
+        var message: String
+        init(stringLiteral value: String) { message = value }
+    }
+}
+
+extension Result where Failure == HTTPHeadLines.HeadError {
+    static func failure(_ message: String) -> Result { .failure(HTTPHeadLines.HeadError(stringLiteral: message)) }
+}
