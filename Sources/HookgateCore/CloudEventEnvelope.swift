@@ -125,9 +125,13 @@ struct JSONScanner {
         }
     }
 
+    /// Skips one value. `depth` counts the containers around it, the top-level object being 1; a
+    /// container value may not be the `maximumDepth + 1`-th level.
     private mutating func skipValue(depth: Int) throws {
-        guard depth <= CloudEventEnvelope.maximumDepth else { throw Failure("nested deeper than \(CloudEventEnvelope.maximumDepth) levels") }
         guard let c = peek() else { throw Failure("unexpected end of JSON") }
+        if c == UInt8(ascii: "{") || c == UInt8(ascii: "["), depth + 1 > CloudEventEnvelope.maximumDepth {
+            throw Failure("nested deeper than \(CloudEventEnvelope.maximumDepth) levels")
+        }
         switch c {
         case UInt8(ascii: "\""):
             try skipString()

@@ -26,7 +26,7 @@ final class AdminServer {
         port = try ListeningSocket.port(of: fd)
         var timeout = timeval(milliseconds: 10_000)
         evhttp_set_timeout_tv(http, &timeout)
-        evhttp_set_max_body_size(http, 0)
+        evhttp_set_max_body_size(http, 64 * 1024)
         // Ownership: unretained; the gateway owns this server and stops its loop before freeing it.
         evhttp_set_gencb(http, { request, arg in
             Unmanaged<AdminServer>.fromOpaque(arg!).takeUnretainedValue().handle(request!)

@@ -262,6 +262,15 @@ final class InboundConnection {
         }
     }
 
+    /// Frees the socket without telling the worker (the worker itself is going away).
+    func detach() {
+        guard let bev else { return }
+        state = .closed
+        event_del(timer)
+        bufferevent_free(bev)
+        self.bev = nil
+    }
+
     /// Closes at once (drain, timeouts, errors). An exchange still holding this connection finds
     /// it closed and its answer is dropped; the sender sees a closed connection and retries.
     func close() {

@@ -43,7 +43,9 @@ final class Worker {
     }
 
     deinit {
-        for connection in Array(connections.values) { connection.close() }
+        let open = connections.values
+        connections.removeAll()
+        for connection in open { connection.detach() }
         pools.removeAll()
         retiring.removeAll()
         if let listener { evconnlistener_free(listener) }
@@ -138,13 +140,13 @@ final class Worker {
         retiring.removeAll { $0.busyConnections == 0 && $0.waitingCount == 0 }
     }
 
-    /// Stops accepting; idle keep-alive connections close now, the others after their answer.
+    /// Stops accepting. Open connections stay: a request that arrives on one is answered 503 with
+    /// `Connection: close`, so its sender learns to retry elsewhere instead of seeing a reset.
     func stopAccepting() {
         if let listener {
             evconnlistener_free(listener)
             self.listener = nil
         }
-        for connection in connections.values where connection.isIdle { connection.close() }
     }
 
     func stop() {

@@ -9,6 +9,13 @@ The gateway and its peers run as real subprocesses on loopback ports:
     for the log assertions.
 
 Every process started here is killed at teardown.
+
+Environment:
+  * HOOKGATE_WORKERS=N|auto sets `workers:` in every generated config (default: 1, or what the
+    test asks for); used by the ThreadSanitizer run (Tests/sanitizers/run).
+  * HOOKGATE_SANITIZER=1: after each test, the stderr of every gateway it started is searched for
+    sanitizer reports ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+    "WARNING: ThreadSanitizer"); any report fails the test and is printed.
 """
 import errno
 import json
@@ -134,11 +141,24 @@ def make_route(upstream_url, name="vecu", path=ROUTE_PATH, secrets=None, toleran
     }
 
 
-def make_config(listen_port, routes, workers=1, max_body_bytes=1048576,
+def configured_workers(default=1):
+    """`workers:` for generated configs: $HOOKGATE_WORKERS when set, else `default`."""
+    env = os.environ.get("HOOKGATE_WORKERS", "").strip()
+    if not env:
+        return default
+    return env if env == "auto" else int(env)
+
+
+def workers_resolved(workers):
+    """How many event loops a `workers:` value means on this machine."""
+    return (os.cpu_count() or 1) if workers == "auto" else int(workers)
+
+
+def make_config(listen_port, routes, workers=None, max_body_bytes=1048576,
                 max_header_bytes=16384, client_timeout="15s"):
     return {
         "listen": "127.0.0.1:%d" % listen_port,
-        "workers": workers,
+        "workers": configured_workers(1) if workers is None else workers,
         "limits": {
             "max_body_bytes": max_body_bytes,
             "max_header_bytes": max_header_bytes,
@@ -274,7 +294,7 @@ class Upstream(Peer):
         recs = self._call("GET", "/_control/records")
         import base64
         for r in recs:
-            r["body_bytes"] = base64.b64decode(r["body"])
+            r["body_bytes"] = base64.b64decode(r.get("body", ""))
         return recs
 
     def stats(self):
@@ -310,6 +330,7 @@ class Gateway:
         self.env = env
         self.proc = None
         self.crashed = None
+        self.terminated_by_test = False
 
     def start(self):
         out = open(self.stdout_path, "wb")
@@ -370,6 +391,22 @@ class Gateway:
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 
+    def sanitizer_reports(self):
+        """Sanitizer reports in the gateway's stderr (ASan, LSan, TSan)."""
+        text = self.stderr()
+        markers = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "WARNING: ThreadSanitizer")
+        return text if any(m in text for m in markers) else ""
+
+    def terminate(self, timeout=10.0):
+        """SIGTERM (graceful shutdown) as part of a test; returns the exit code (None = still
+        running after `timeout`). A gateway stopped this way is not reported as having died."""
+        self.terminated_by_test = True
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
     def stop(self):
         if self.proc is None:
             return
@@ -380,7 +417,9 @@ class Gateway:
         if self.proc.poll() is None:
             try:
                 self.proc.send_signal(signal.SIGTERM)
-                self.proc.wait(timeout=3)
+                # a sanitizer build may take a while to exit (leak check), and its report is
+                # only written if it is allowed to finish
+                self.proc.wait(timeout=20 if os.environ.get("HOOKGATE_SANITIZER") == "1" else 3)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=3)
@@ -437,11 +476,16 @@ def start_gateway(hookgate_bin, tmp_path):
     for gw in gateways:
         if gw.proc is None:  # never started
             continue
-        was_alive = gw.alive()
+        was_alive = gw.alive() or gw.terminated_by_test
         gw.stop()
         if not was_alive:
             dead.append("hookgate on port %d exited with %s during the test\nstderr tail:\n%s" % (
                 gw.port, gw.proc.returncode, gw.stderr()[-2000:]))
+        if os.environ.get("HOOKGATE_SANITIZER") == "1":
+            report = gw.sanitizer_reports()
+            if report:
+                dead.append("sanitizer report from hookgate on port %d (%s):\n%s" % (
+                    gw.port, gw.stderr_path, report[-12000:]))
     if dead:
         pytest.fail("\n".join(dead), pytrace=False)
 
@@ -467,3 +511,523 @@ def run_cli(hookgate_bin, tmp_path):
                               stdin=subprocess.DEVNULL)
 
     return run
+
+
+# ================================================================ additions
+# TLS material, an HTTPS upstream, gateways with listen.tls / admin.listen / shutdown_grace /
+# limits.max_connections, reload and signals, Prometheus text, and a raw-socket HTTP client.
+import ssl  # noqa: E402
+import types  # noqa: E402
+
+ADMIN_PATHS = ("/healthz", "/readyz", "/metrics")
+
+
+def make_gateway_config(listen_port, routes, tls=None, admin_port=None, shutdown_grace=None,
+                        max_connections=None, **kw):
+    """make_config() plus the newer keys: `listen: {address, tls: {cert, key}}` when tls is given
+    (a dict with cert/key), `admin.listen`, `shutdown_grace` and `limits.max_connections`."""
+    cfg = make_config(listen_port, routes, **kw)
+    if tls is not None:
+        cfg["listen"] = {"address": cfg["listen"], "tls": dict(tls)}
+    if max_connections is not None:
+        cfg["limits"]["max_connections"] = max_connections
+    if shutdown_grace is not None:
+        cfg["shutdown_grace"] = shutdown_grace
+    if admin_port is not None:
+        cfg["admin"] = {"listen": "127.0.0.1:%d" % admin_port}
+    return cfg
+
+
+def listen_port_of(config):
+    listen = config["listen"]
+    address = listen["address"] if isinstance(listen, dict) else listen
+    return int(str(address).rsplit(":", 1)[1])
+
+
+def signed_headers(body, secret=SECRET, ts=None, retry_count=0, extra_headers=None):
+    """sender.send()'s headers: the platform's delivery headers, then extra_headers (None removes)."""
+    headers = sender.delivery_headers(body, secret, ts=ts, retry_count=retry_count)
+    for k, v in (extra_headers or {}).items():
+        for existing in [h for h in headers if h.lower() == k.lower()]:
+            del headers[existing]
+        if v is not None:
+            headers[k] = v
+    return headers
+
+
+def https_request(url, body=b"", headers=None, method="POST", timeout=30, context=None):
+    """sender.request() over HTTPS with the given client SSLContext."""
+    import http.client
+    import urllib.parse
+    u = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPSConnection(u.hostname, u.port or 443, timeout=timeout, context=context)
+    try:
+        path = (u.path or "/") + ("?" + u.query if u.query else "")
+        conn.putrequest(method, path, skip_accept_encoding=True)
+        body = sender._to_bytes(body) if body is not None else b""
+        hdrs = dict(headers or {})
+        if not any(k.lower() == "content-length" for k in hdrs) and (body or method in ("POST", "PUT", "PATCH")):
+            hdrs["Content-Length"] = str(len(body))
+        for k, v in hdrs.items():
+            conn.putheader(k, v)
+        conn.endheaders(body if body else None)
+        resp = conn.getresponse()
+        return sender.Response(resp.status, resp.reason, resp.getheaders(), resp.read())
+    finally:
+        conn.close()
+
+
+class Metrics:
+    """Prometheus text exposition, parsed: samples (name, labels, value) and # TYPE lines."""
+    LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+\d+)?$')
+    LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+    def __init__(self, text):
+        self.text = text
+        self.samples = []
+        self.types = {}
+        for line in text.splitlines():
+            line = line.strip()
+            if not line:
+                continue
+            if line.startswith("#"):
+                parts = line.split()
+                if len(parts) >= 4 and parts[1] == "TYPE":
+                    self.types[parts[2]] = parts[3]
+                continue
+            m = self.LINE.match(line)
+            assert m, "not a Prometheus sample line: %r" % line
+            labels = dict(self.LABEL.findall(m.group(2) or ""))
+            self.samples.append((m.group(1), labels, float(m.group(3))))
+
+    def values(self, name, **labels):
+        return [v for n, l, v in self.samples
+                if n == name and all(l.get(k) == str(x) for k, x in labels.items())]
+
+    def get(self, name, default=None, **labels):
+        """Sum of the samples of `name` whose labels include `labels`; default if there are none."""
+        found = self.values(name, **labels)
+        return sum(found) if found else default
+
+    def names(self):
+        return {n for n, _, _ in self.samples}
+
+
+class ExtGateway(Gateway):
+    """A gateway whose configuration may use the newer keys (listen.tls, admin, shutdown_grace,
+    limits.max_connections), with helpers for HTTPS, reload (SIGHUP), signals, admin and metrics."""
+
+    def __init__(self, binary, workdir, config, env_extra=None, env_remove=(), client_tls=None):
+        self.binary = binary
+        self.workdir = Path(workdir)
+        self.config = config
+        self.port = listen_port_of(config)
+        self.tls = isinstance(config["listen"], dict) and "tls" in config["listen"]
+        self.client_tls = client_tls
+        self.admin_port = int(config["admin"]["listen"].rsplit(":", 1)[1]) if "admin" in config else None
+        self.config_path = self.workdir / ("hookgate-%d.yaml" % self.port)
+        self.config_path.write_text(to_yaml(config) + "\n")
+        self.stdout_path = self.workdir / ("hookgate-%d.stdout" % self.port)
+        self.stderr_path = self.workdir / ("hookgate-%d.stderr" % self.port)
+        env = dict(os.environ)
+        env["VECU_WEBHOOK_SECRET"] = SECRET
+        env.update(env_extra or {})
+        for k in env_remove:
+            env.pop(k, None)
+        self.env = env
+        self.proc = None
+        self.crashed = None
+        self.expect_exit = False  # a test that stops the gateway itself sets this
+
+    def start(self):
+        super().start()
+        if self.admin_port is not None:
+            wait_port(self.admin_port, self.proc, what="hookgate admin listener")
+        return self
+
+    def url(self, path=ROUTE_PATH):
+        return "%s://127.0.0.1:%d%s" % ("https" if self.tls else "http", self.port, path)
+
+    def send(self, body, secret=SECRET, path=ROUTE_PATH, ts=None, retry_count=0, extra_headers=None,
+             method="POST", timeout=30):
+        if not self.tls:
+            return super().send(body, secret=secret, path=path, ts=ts, retry_count=retry_count,
+                                extra_headers=extra_headers, method=method, timeout=timeout)
+        body = sender._to_bytes(body)
+        headers = signed_headers(body, secret, ts=ts, retry_count=retry_count, extra_headers=extra_headers)
+        return https_request(self.url(path), body, headers, method=method, timeout=timeout,
+                             context=self.client_tls)
+
+    # ---- configuration reload and signals
+    def write_config(self, config):
+        self.config = config
+        tmp = self.config_path.with_suffix(".tmp")
+        tmp.write_text(to_yaml(config) + "\n")
+        os.replace(str(tmp), str(self.config_path))
+
+    def wait_signal_handlers(self):
+        """Signal handlers are installed just after the "listening" log line; a signal sent before
+        that would take the default action, so wait for the line and a moment more (once)."""
+        if getattr(self, "_signals_ready", False):
+            return
+        self.wait_logs(lambda es: any(e.get("msg") == "listening" for e in es), timeout=5)
+        time.sleep(0.1)
+        self._signals_ready = True
+
+    def reload(self, config=None):
+        """Optionally rewrite the file, then SIGHUP."""
+        if config is not None:
+            self.write_config(config)
+        self.wait_signal_handlers()
+        self.proc.send_signal(signal.SIGHUP)
+
+    def signal(self, sig):
+        self.wait_signal_handlers()
+        self.proc.send_signal(sig)
+
+    def wait_exit(self, timeout):
+        """The exit code, or None if still running after timeout seconds."""
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    # ---- admin listener
+    def admin(self, path, method="GET", body=None, timeout=5):
+        return sender.request("http://127.0.0.1:%d%s" % (self.admin_port, path), body=body,
+                              headers={}, method=method, timeout=timeout)
+
+    def metrics(self):
+        r = self.admin("/metrics")
+        assert r.status == 200, r
+        return Metrics(r.text)
+
+    def wait_metric(self, pred, timeout=5.0):
+        """Polls /metrics until pred(Metrics) is truthy; returns the last Metrics."""
+        last = [None]
+
+        def probe():
+            last[0] = self.metrics()
+            return pred(last[0])
+        poll_until(probe, timeout=timeout)
+        return last[0]
+
+
+def _launch(hookgate_bin, workdir, gateways, routes, tls=None, admin=False, client_tls=None,
+            env_extra=None, env_remove=(), **cfg_kw):
+    port = free_port()
+    admin_port = free_port() if admin else None
+    while admin_port == port:
+        admin_port = free_port()
+    cfg = make_gateway_config(port, routes, tls=tls, admin_port=admin_port, **cfg_kw)
+    gw = ExtGateway(hookgate_bin, workdir, cfg, env_extra=env_extra, env_remove=env_remove,
+                    client_tls=client_tls)
+    gateways.append(gw)
+    return gw.start()
+
+
+def _teardown_gateways(gateways):
+    dead = []
+    for gw in gateways:
+        if gw.proc is None:
+            continue
+        was_alive = gw.alive()
+        gw.stop()
+        if not was_alive and not gw.expect_exit:
+            dead.append("hookgate on port %d exited with %s during the test\nstderr tail:\n%s" % (
+                gw.port, gw.proc.returncode, gw.stderr()[-2000:]))
+    return dead
+
+
+@pytest.fixture
+def launch_gateway(hookgate_bin, tmp_path):
+    """Factory: launch_gateway(routes, tls=None, admin=False, client_tls=None, shutdown_grace=None,
+    max_connections=None, **make_config kw) -> running ExtGateway (admin=True picks a free admin
+    port). Stopped at teardown; one that died during the test fails it unless gw.expect_exit."""
+    gateways = []
+
+    def launch(routes, **kw):
+        return _launch(hookgate_bin, tmp_path, gateways, routes, **kw)
+
+    yield launch
+    dead = _teardown_gateways(gateways)
+    if dead:
+        pytest.fail("\n".join(dead), pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def module_workdir(tmp_path_factory):
+    return tmp_path_factory.mktemp("module")
+
+
+@pytest.fixture(scope="module")
+def module_launch_gateway(hookgate_bin, module_workdir):
+    """launch_gateway for gateways shared by a whole test module (stopped after the module)."""
+    gateways = []
+
+    def launch(routes, **kw):
+        return _launch(hookgate_bin, module_workdir, gateways, routes, **kw)
+
+    launch.gateways = gateways
+    yield launch
+    _teardown_gateways(gateways)
+
+
+@pytest.fixture(scope="module")
+def module_upstream(module_workdir):
+    """A recording upstream shared by a test module (tests reset it themselves)."""
+    peer = Upstream(log_dir=module_workdir)
+    yield peer
+    peer.stop()
+
+
+# ---------------------------------------------------------------- TLS
+def _openssl(workdir, *args):
+    res = subprocess.run(["openssl"] + [str(a) for a in args], cwd=str(workdir), capture_output=True,
+                         text=True, timeout=60, stdin=subprocess.DEVNULL)
+    if res.returncode != 0:
+        raise RuntimeError("openssl %s failed:\n%s%s" % (" ".join(map(str, args)), res.stdout, res.stderr))
+
+
+@pytest.fixture(scope="session")
+def tls_material(tmp_path_factory):
+    """A throwaway PKI made with the openssl CLI (EC P-256):
+      ca / other_ca            two unrelated CAs (.pem, .key)
+      server                   signed by ca, SAN DNS:localhost, IP:127.0.0.1
+      other_server             signed by other_ca, same names
+      wrong_host               signed by ca, SAN DNS:wrong-host.invalid only
+      stray_key                a key that matches none of the certificates
+    and client contexts: client (trusts ca), other_client (trusts other_ca)."""
+    d = tmp_path_factory.mktemp("tls")
+    curve = ["-pkeyopt", "ec_paramgen_curve:prime256v1"]
+
+    def make_ca(name):
+        _openssl(d, "req", "-x509", "-newkey", "ec", *curve, "-nodes", "-keyout", name + ".key",
+                 "-out", name + ".pem", "-days", "3", "-subj", "/CN=hookgate test " + name,
+                 "-addext", "basicConstraints=critical,CA:TRUE",
+                 "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+
+    def make_leaf(name, ca, san):
+        _openssl(d, "req", "-new", "-newkey", "ec", *curve, "-nodes", "-keyout", name + ".key",
+                 "-out", name + ".csr", "-subj", "/CN=" + name)
+        (d / (name + ".ext")).write_text(
+            "subjectAltName=%s\nbasicConstraints=critical,CA:FALSE\n"
+            "keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n"
+            "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n" % san)
+        _openssl(d, "x509", "-req", "-in", name + ".csr", "-CA", ca + ".pem", "-CAkey", ca + ".key",
+                 "-CAcreateserial", "-out", name + ".pem", "-days", "2", "-extfile", name + ".ext")
+
+    make_ca("ca")
+    make_ca("other-ca")
+    make_leaf("server", "ca", "DNS:localhost,IP:127.0.0.1")
+    make_leaf("other-server", "other-ca", "DNS:localhost,IP:127.0.0.1")
+    make_leaf("wrong-host", "ca", "DNS:wrong-host.invalid")
+    _openssl(d, "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-out", "stray.key")
+
+    def pair(name):
+        return types.SimpleNamespace(cert=str(d / (name + ".pem")), key=str(d / (name + ".key")))
+
+    def client(ca):
+        ctx = ssl.create_default_context(cafile=str(d / ca))
+        return ctx
+
+    return types.SimpleNamespace(
+        dir=d,
+        ca=str(d / "ca.pem"),
+        other_ca=str(d / "other-ca.pem"),
+        server=pair("server"),
+        other_server=pair("other-server"),
+        wrong_host=pair("wrong-host"),
+        stray_key=str(d / "stray.key"),
+        client=client("ca.pem"),
+        other_client=client("other-ca.pem"),
+    )
+
+
+class TLSUpstream(Upstream):
+    """The recording upstream over HTTPS (Tests/peers/tls_upstream.py) with a given cert/key."""
+
+    def __init__(self, cert, key, port=0, log_dir=None):
+        self.cert = cert
+        self.key = key
+        self._control_tls = ssl.create_default_context()
+        self._control_tls.check_hostname = False
+        self._control_tls.verify_mode = ssl.CERT_NONE
+        Peer.__init__(self, PEERS / "tls_upstream.py", port=port, log_dir=log_dir)
+
+    def start(self, port=0):
+        stderr = subprocess.DEVNULL
+        if self.log_dir is not None:
+            stderr = open(os.path.join(str(self.log_dir), "tls_upstream.stderr"), "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, str(self.script), "--port", str(port), "--tls-cert", self.cert, "--tls-key", self.key],
+            stdout=subprocess.PIPE, stderr=stderr, stdin=subprocess.DEVNULL, env=self.env)
+        self.port = _read_ready(self.proc, STARTUP_TIMEOUT, "tls_upstream.py")
+        return self
+
+    def url(self, path="", host="127.0.0.1"):
+        return "https://%s:%d%s" % (host, self.port, path)
+
+    def _call(self, method, path, obj=None):
+        data = json.dumps(obj).encode() if obj is not None else (b"" if method == "POST" else None)
+        req = urllib.request.Request(self.url(path), data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10, context=self._control_tls) as r:
+            return json.loads(r.read())
+
+
+@pytest.fixture
+def start_tls_upstream(tmp_path):
+    """Factory: start_tls_upstream(pair) -> TLSUpstream serving pair.cert / pair.key."""
+    peers = []
+
+    def start(pair, port=0):
+        p = TLSUpstream(pair.cert, pair.key, port=port, log_dir=tmp_path)
+        peers.append(p)
+        return p
+
+    yield start
+    for p in peers:
+        p.stop()
+
+
+# ---------------------------------------------------------------- raw HTTP
+def request_bytes(method="POST", path=ROUTE_PATH, headers=(), body=b"", version="HTTP/1.1",
+                  host="127.0.0.1", content_length=True):
+    """An HTTP/1.x request as exact bytes. headers: (name, value) pairs (str or bytes), sent in
+    order after Host (host=None: no Host); Content-Length is added for a body / POST unless
+    content_length is False or a Content-Length / Transfer-Encoding header is given."""
+    def b(x):
+        return x if isinstance(x, bytes) else str(x).encode("utf-8")
+    if isinstance(headers, dict):
+        headers = list(headers.items())
+    headers = list(headers)
+    names = {b(k).lower() for k, _ in headers}
+    lines = [b(method) + b" " + b(path) + b" " + b(version)]
+    if host is not None and b"host" not in names:
+        lines.append(b"Host: " + b(host))
+    for k, v in headers:
+        lines.append(b(k) + b": " + b(v))
+    body = b(body)
+    if content_length and b"content-length" not in names and b"transfer-encoding" not in names \
+            and (body or method == "POST"):
+        lines.append(b"Content-Length: " + str(len(body)).encode())
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
+def signed_request_bytes(body, secret=SECRET, ts=None, path=ROUTE_PATH, extra_headers=None,
+                         more_headers=(), version="HTTP/1.1", host="127.0.0.1", content_length=True):
+    """A signed delivery as exact bytes: signed_headers(...) then more_headers (raw pairs, appended)."""
+    body = sender._to_bytes(body)
+    pairs = list(signed_headers(body, secret, ts=ts, extra_headers=extra_headers).items()) + list(more_headers)
+    return request_bytes("POST", path, pairs, body, version=version, host=host, content_length=content_length)
+
+
+class RawClient:
+    """One TCP connection (TLS if ssl_context is given) that sends exact bytes and parses the
+    answers itself. read_response() returns a sender.Response (a 1xx interim answer too), or
+    None if the connection closed (or was reset) before a whole answer arrived."""
+
+    def __init__(self, port, timeout=5.0, host="127.0.0.1", ssl_context=None, server_hostname="localhost"):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        if ssl_context is not None:
+            self.sock = ssl_context.wrap_socket(self.sock, server_hostname=server_hostname)
+        self.buf = b""
+        self.eof = False
+        self.reset = False
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def try_send(self, data):
+        """send() that reports a closed/reset connection as False instead of raising."""
+        try:
+            self.sock.sendall(data)
+            return True
+        except OSError:
+            return False
+
+    def _fill(self, deadline):
+        if self.eof:
+            return False
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise socket.timeout("no answer in time")
+        self.sock.settimeout(remaining)
+        try:
+            chunk = self.sock.recv(65536)
+        except (ConnectionResetError, BrokenPipeError):
+            self.eof = self.reset = True
+            return False
+        if not chunk:
+            self.eof = True
+            return False
+        self.buf += chunk
+        return True
+
+    def read_response(self, timeout=5.0):
+        deadline = time.monotonic() + timeout
+        while b"\r\n\r\n" not in self.buf:
+            if not self._fill(deadline):
+                return None
+        head, _, rest = self.buf.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        parts = lines[0].split(" ", 2)
+        status = int(parts[1])
+        headers = []
+        for line in lines[1:]:
+            k, _, v = line.partition(":")
+            headers.append((k.strip(), v.strip()))
+        length = 0
+        for k, v in headers:
+            if k.lower() == "content-length":
+                length = int(v)
+        if 100 <= status < 200:
+            length = 0
+        while len(rest) < length:
+            if not self._fill(deadline):
+                return None
+            rest = self.buf.partition(b"\r\n\r\n")[2]
+        self.buf = rest[length:]
+        return sender.Response(status, parts[2] if len(parts) > 2 else "", headers, rest[:length])
+
+    def wait_closed(self, timeout=3.0):
+        """True once the peer closed (EOF or reset) within timeout; data received meanwhile is kept."""
+        deadline = time.monotonic() + timeout
+        try:
+            while self._fill(deadline):
+                pass
+        except socket.timeout:
+            return False
+        except OSError:
+            self.eof = True
+        return True
+
+    def readable_within(self, timeout):
+        """Whether anything (data or EOF) arrives within timeout, without consuming it."""
+        if self.buf or self.eof:
+            return True
+        r, _, _ = select.select([self.sock], [], [], timeout)
+        return bool(r)
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def raw_exchange(port, data, timeout=5.0):
+    """Sends data on a new connection and returns the first answer (or None if it closed first)."""
+    c = RawClient(port, timeout=timeout)
+    try:
+        c.try_send(data)
+        return c.read_response(timeout=timeout)
+    finally:
+        c.close()
+
+
+def request_ids_worker(request_id):
+    """The worker index in a generated request id `<hex>-<workerIndex>-<n>` (None if not that shape)."""
+    m = re.fullmatch(r"([0-9a-f]+)-(\d+)-(\d+)", request_id or "")
+    return int(m.group(2)) if m else None
