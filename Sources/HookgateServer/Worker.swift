@@ -37,7 +37,7 @@ final class Worker {
         self.connectionCap = connectionCap
         guard let base = event_base_new() else { throw SystemError("event_base_new") }
         self.base = base
-        dns = evdns_base_new(base, Int32(EVDNS_BASE_INITIALIZE_NAMESERVERS))
+        dns = UpstreamResolver.make(base: base)
         requestIDPrefix = String(UInt32.random(in: 0...UInt32.max), radix: 16) + "-\(index)"
         mailbox = Mailbox(base: base)
     }

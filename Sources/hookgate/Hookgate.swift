@@ -94,7 +94,7 @@ struct Sign: ParsableCommand {
     @Option(help: "Unix seconds to sign with (default: now).")
     var timestamp: Int64?
 
-    @Option(name: .customLong("body-file"), help: "File holding the exact body to send.")
+    @Option(name: .customLong("body-file"), help: "File holding the exact body to send (- for standard input).")
     var bodyFile: String
 
     func run() throws {
@@ -102,12 +102,15 @@ struct Sign: ParsableCommand {
             printError("environment variable \(secretEnv) is not set")
             throw ExitCode(1)
         }
-        guard let body = FileManager.default.contents(atPath: bodyFile) else {
-            printError("cannot read \(bodyFile)")
+        let body: [UInt8]
+        do {
+            body = bodyFile == "-" ? [UInt8](FileHandle.standardInput.readDataToEndOfFile()) : try ConfigurationFile.readFile(bodyFile)
+        } catch {
+            printError("cannot read \(bodyFile): \(error)")
             throw ExitCode(1)
         }
         let ts = timestamp ?? Int64(Date().timeIntervalSince1970)
         print("X-VECU-Timestamp: \(ts)")
-        print("X-VECU-Signature: \(VecuSignatureScheme.sign(secret: Array(secret.utf8), timestamp: ts, body: [UInt8](body)))")
+        print("X-VECU-Signature: \(VecuSignatureScheme.sign(secret: Array(secret.utf8), timestamp: ts, body: body))")
     }
 }
