@@ -29,7 +29,9 @@ public final class Gateway {
     /// `configurationPath` is what SIGHUP re-reads; without it, reloading is off.
     public init(configuration: Configuration, configurationPath: String? = nil) throws {
         self.configurationPath = configurationPath
-        runtimeBox = Locked(try RuntimeConfiguration.make(configuration).get())
+        let runtime = try RuntimeConfiguration.make(configuration).get()
+        for route in runtime.compiledRoutes { route.metrics = metrics.route(named: route.name) }
+        runtimeBox = Locked(runtime)
         ledgers.configure(configuration.routes)
         log = Logger(label: "hookgate")
         accessLog = Logger(label: "hookgate.access")
@@ -159,8 +161,8 @@ public final class Gateway {
     func forwardStarted() { forwardsInFlight.withLock { $0 += 1 } }
     func forwardFinished() { forwardsInFlight.withLock { $0 -= 1 } }
 
-    func recordUpstream(route: String, status: Int?, microseconds: Int64) {
-        metrics.upstreamAnswered(route: route, status: status, microseconds: microseconds)
+    func recordUpstream(route: CompiledRoute, status: Int?, microseconds: Int64) {
+        route.metrics.upstreamAnswered(status: status, microseconds: microseconds)
     }
 
     /// Re-reads the configuration file. A valid one applies to requests that arrive from now on
@@ -183,6 +185,7 @@ public final class Gateway {
                 log.warning("changes to listen, listen.tls on/off, workers and admin.listen take effect only after a restart; certificates, routes, secrets, upstreams and limits are reloaded")
             }
             ledgers.configure(configuration.routes)
+            for route in fresh.compiledRoutes { route.metrics = metrics.route(named: route.name) }
             runtimeBox.withLock { $0 = fresh }
             for worker in workers {
                 worker.mailbox.post { worker.apply(fresh) }
@@ -196,13 +199,13 @@ public final class Gateway {
 
     /// The access log: one line per answered request, rendered without swift-log's metadata
     /// dictionary because it is on every request's path.
-    func recordAnswer(_ exchange: InboundExchange, status: Int, outcome: Outcome, reason: String?, upstreamStatus: Int?, client: String) {
+    func recordAnswer(_ exchange: InboundExchange, status: Int, outcome: Outcome, reason: Reason?, upstreamStatus: Int?, client: String) {
         let elapsed = MonotonicClock.microseconds() - exchange.startedMicroseconds
-        metrics.requestAnswered(route: exchange.route?.name, outcome: outcome, reason: reason, microseconds: elapsed)
+        (exchange.route?.metrics ?? metrics.unrouted).answered(outcome: outcome, reason: reason, microseconds: elapsed)
         let record = AccessLogRecord(
             time: JSONLogHandler.timestamp(), route: exchange.route?.name, eventID: exchange.envelope?.id,
             eventType: exchange.envelope?.type, eventSource: exchange.envelope?.source, outcome: outcome.rawValue,
-            reason: reason, status: status, upstreamStatus: upstreamStatus, durationMicroseconds: elapsed,
+            reason: reason?.rawValue, status: status, upstreamStatus: upstreamStatus, durationMicroseconds: elapsed,
             requestID: exchange.requestID, client: client)
         LogOutput.write(record.jsonLine())
     }

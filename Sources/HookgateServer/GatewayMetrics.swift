@@ -38,47 +38,14 @@ final class GatewayMetrics {
 
     func requestStarted() { inFlight.increment() }
 
-    /// One answered request: its outcome and reason, and the end-to-end latency.
-    func requestAnswered(route: String?, outcome: Outcome, reason: String?, microseconds: Int64) {
-        inFlight.decrement()
-        let routeLabel = route ?? "none"
-        let reasonLabel = reason ?? "upstream_answer"
-        cached("req|\(routeLabel)|\(outcome.rawValue)|\(reasonLabel)") {
-            registry.makeCounter(name: "hookgate_requests_total",
-                                 labels: [("route", routeLabel), ("outcome", outcome.rawValue), ("reason", reasonLabel)],
-                                 help: "Answered requests by route, outcome and reason.")
-        }.increment()
-        cached("lat|\(routeLabel)") {
-            registry.makeDurationHistogram(name: "hookgate_request_duration_seconds", labels: [("route", routeLabel)],
-                                           buckets: Self.latencyBuckets, help: "Time from request to answer.")
-        }.recordNanoseconds(microseconds * 1000)
+    /// The series of one route, made once and then held by the compiled route, so that a request
+    /// records its metrics without building a key or taking the cache lock.
+    func route(named name: String) -> RouteMetrics {
+        cached("route|\(name)") { RouteMetrics(route: name, registry: registry, inFlight: inFlight) }
     }
 
-    /// One forward's result at the upstream: its status class (`2xx`, `4xx`, `429`, `5xx`, or
-    /// `error` when no answer came) and latency.
-    func upstreamAnswered(route: String, status: Int?, microseconds: Int64) {
-        let statusClass: String
-        switch status {
-        case nil: statusClass = "error"
-        case 429?: statusClass = "429"
-        case let s?: statusClass = "\(s / 100)xx"
-        }
-        cached("up|\(route)|\(statusClass)") {
-            registry.makeCounter(name: "hookgate_upstream_responses_total", labels: [("route", route), ("class", statusClass)],
-                                 help: "Upstream answers by status class; error = unreachable or timed out.")
-        }.increment()
-        cached("uplat|\(route)") {
-            registry.makeDurationHistogram(name: "hookgate_upstream_duration_seconds", labels: [("route", route)],
-                                           buckets: Self.latencyBuckets, help: "Time from forward to the upstream's answer.")
-        }.recordNanoseconds(microseconds * 1000)
-    }
-
-    func connectionsInUse(route: String, change: Double) {
-        cached("conn|\(route)") {
-            registry.makeGauge(name: "hookgate_upstream_connections_in_use", labels: [("route", route)],
-                               help: "Upstream connections carrying a request, all workers.")
-        }.increment(by: change)
-    }
+    /// Requests that matched no route or could not be parsed.
+    private(set) lazy var unrouted = route(named: "none")
 
     func reloaded(success: Bool) {
         (success ? reloadSuccess : reloadFailure).increment()
@@ -107,4 +74,71 @@ final class GatewayMetrics {
         }
         return registry.emitToBuffer()
     }
+}
+
+/// One route's series. Counters for an outcome/reason pair are made on first use.
+final class RouteMetrics {
+    let route: String
+    private let registry: PrometheusCollectorRegistry
+    private let inFlight: Gauge
+    private let lock = NSLock()
+    private var requests: [Int: Counter] = [:]
+    private var upstreamClasses: [String: Counter] = [:]
+    private let requestDuration: DurationHistogram
+    private let upstreamDuration: DurationHistogram
+    private let connections: Gauge
+
+    init(route: String, registry: PrometheusCollectorRegistry, inFlight: Gauge) {
+        self.route = route
+        self.registry = registry
+        self.inFlight = inFlight
+        requestDuration = registry.makeDurationHistogram(name: "hookgate_request_duration_seconds", labels: [("route", route)],
+                                                         buckets: GatewayMetrics.latencyBuckets, help: "Time from request to answer.")
+        upstreamDuration = registry.makeDurationHistogram(name: "hookgate_upstream_duration_seconds", labels: [("route", route)],
+                                                          buckets: GatewayMetrics.latencyBuckets,
+                                                          help: "Time from forward to the upstream's answer.")
+        connections = registry.makeGauge(name: "hookgate_upstream_connections_in_use", labels: [("route", route)],
+                                         help: "Upstream connections carrying a request, all workers.")
+    }
+
+    /// One answered request: its outcome and reason (nil: the upstream's answer was relayed).
+    func answered(outcome: Outcome, reason: Reason?, microseconds: Int64) {
+        inFlight.decrement()
+        let key = outcome.ordinal * 1000 + (reason.map { Reason.allCases.firstIndex(of: $0)! + 1 } ?? 0)
+        lock.lock()
+        var counter = requests[key]
+        if counter == nil {
+            counter = registry.makeCounter(
+                name: "hookgate_requests_total",
+                labels: [("route", route), ("outcome", outcome.rawValue), ("reason", reason?.rawValue ?? "upstream_answer")],
+                help: "Answered requests by route, outcome and reason.")
+            requests[key] = counter
+        }
+        lock.unlock()
+        counter!.increment()
+        requestDuration.recordNanoseconds(microseconds * 1000)
+    }
+
+    /// One forward's result: status class (`2xx`, `4xx`, `429`, `5xx`, or `error` when no answer
+    /// came) and latency.
+    func upstreamAnswered(status: Int?, microseconds: Int64) {
+        let statusClass: String
+        switch status {
+        case nil: statusClass = "error"
+        case 429?: statusClass = "429"
+        case let s?: statusClass = "\(s / 100)xx"
+        }
+        lock.lock()
+        var counter = upstreamClasses[statusClass]
+        if counter == nil {
+            counter = registry.makeCounter(name: "hookgate_upstream_responses_total", labels: [("route", route), ("class", statusClass)],
+                                           help: "Upstream answers by status class; error = unreachable or timed out.")
+            upstreamClasses[statusClass] = counter
+        }
+        lock.unlock()
+        counter!.increment()
+        upstreamDuration.recordNanoseconds(microseconds * 1000)
+    }
+
+    func connectionsInUse(change: Double) { connections.increment(by: change) }
 }

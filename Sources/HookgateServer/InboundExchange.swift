@@ -5,6 +5,14 @@ import Logging
 /// How a request ended, for the access log and metrics.
 enum Outcome: String {
     case forwarded, duplicate, rejected
+
+    var ordinal: Int {
+        switch self {
+        case .forwarded: return 0
+        case .duplicate: return 1
+        case .rejected: return 2
+        }
+    }
 }
 
 /// One inbound request from arrival to its single answer. Every answer goes through `send`,
@@ -52,13 +60,13 @@ final class InboundExchange {
         default: outcome = .rejected
         }
         sendOwn(status: rejection.status, body: rejection.jsonBody, headers: extra, close: closeConnection, outcome: outcome,
-                reason: rejection.reason.rawValue, upstreamStatus: upstreamStatus)
+                reason: rejection.reason, upstreamStatus: upstreamStatus)
     }
 
     /// The answer to an event that was already delivered.
     func answerDuplicate() {
         sendOwn(status: DuplicateAnswer.status, body: DuplicateAnswer.body, headers: [DuplicateAnswer.header], close: false,
-                outcome: .duplicate, reason: Reason.duplicate.rawValue, upstreamStatus: nil)
+                outcome: .duplicate, reason: .duplicate, upstreamStatus: nil)
     }
 
     /// The answer to a copy that waited for another copy's forward.
@@ -82,7 +90,7 @@ final class InboundExchange {
              outcome: .forwarded, reason: nil, upstreamStatus: status)
     }
 
-    private func sendOwn(status: Int, body: String, headers: [(String, String)], close: Bool, outcome: Outcome, reason: String,
+    private func sendOwn(status: Int, body: String, headers: [(String, String)], close: Bool, outcome: Outcome, reason: Reason,
                          upstreamStatus: Int?) {
         let buffer = evbuffer_new()!
         defer { evbuffer_free(buffer) }
@@ -93,7 +101,7 @@ final class InboundExchange {
     }
 
     private func send(status: Int, body: OpaquePointer, headers: [(String, String)], close: Bool, outcome: Outcome,
-                      reason: String?, upstreamStatus: Int?) {
+                      reason: Reason?, upstreamStatus: Int?) {
         precondition(!answered, "a request was answered twice")
         answered = true
         connection.respond(status: status, headers: headers + [("X-Request-Id", requestID)], body: body,

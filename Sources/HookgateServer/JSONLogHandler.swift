@@ -41,19 +41,25 @@ public struct JSONLogHandler: LogHandler {
         }
     }
 
-    /// RFC 3339 UTC with milliseconds.
+    private static let secondCache = Locked((second: -1, text: ""))
+
+    /// RFC 3339 UTC with milliseconds; the part up to the second is formatted once per second.
     static func timestamp() -> String {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
-        var tm = tm()
-        var seconds = ts.tv_sec
-        gmtime_r(&seconds, &tm)
-        let ms = ts.tv_nsec / 1_000_000
-        func pad(_ v: Int32, _ width: Int) -> String {
-            let s = String(v)
-            return String(repeating: "0", count: max(0, width - s.count)) + s
+        let prefix = secondCache.withLock { cache -> String in
+            if cache.second != ts.tv_sec {
+                var parts = tm()
+                var seconds = ts.tv_sec
+                gmtime_r(&seconds, &parts)
+                var buffer = [CChar](repeating: 0, count: 32)
+                strftime(&buffer, buffer.count, "%Y-%m-%dT%H:%M:%S", &parts)
+                cache = (ts.tv_sec, String(cString: buffer))
+            }
+            return cache.text
         }
-        return "\(pad(tm.tm_year + 1900, 4))-\(pad(tm.tm_mon + 1, 2))-\(pad(tm.tm_mday, 2))T\(pad(tm.tm_hour, 2)):\(pad(tm.tm_min, 2)):\(pad(tm.tm_sec, 2)).\(pad(Int32(ms), 3))Z"
+        let ms = ts.tv_nsec / 1_000_000
+        return prefix + (ms < 10 ? ".00" : ms < 100 ? ".0" : ".") + String(ms) + "Z"
     }
 }
 

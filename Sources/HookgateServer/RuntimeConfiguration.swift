@@ -50,6 +50,8 @@ final class CompiledRoute {
     let admission: EventAdmission
     let upstream: Configuration.Upstream
     let upstreamTLS: TLSContext?
+    /// Set by the gateway before the route serves its first request.
+    var metrics: RouteMetrics!
 
     init(_ settings: Configuration.Route, upstreamTLS: TLSContext?) {
         self.settings = settings

@@ -267,7 +267,6 @@ final class UpstreamPool {
     private let url: UpstreamURL
     private let base: OpaquePointer
     private let dns: OpaquePointer?
-    private let metrics: GatewayMetrics
     private var idle: [UpstreamConnection] = []
     private var opened = 0
     private var busy = 0
@@ -276,12 +275,11 @@ final class UpstreamPool {
     /// Requests waiting beyond this many are refused at once (503) instead of queued.
     static let maximumWaiting = 10_000
 
-    init(route: CompiledRoute, base: OpaquePointer, dns: OpaquePointer?, metrics: GatewayMetrics) {
+    init(route: CompiledRoute, base: OpaquePointer, dns: OpaquePointer?) {
         self.route = route
         url = route.upstream.url
         self.base = base
         self.dns = dns
-        self.metrics = metrics
     }
 
     /// Connections currently carrying a request.
@@ -318,7 +316,7 @@ final class UpstreamPool {
     private func dispatch(_ job: ForwardJob, on connection: UpstreamConnection) {
         job.connection = connection
         busy += 1
-        metrics.connectionsInUse(route: route.name, change: 1)
+        route.metrics.connectionsInUse(change: 1)
         connection.send(job)
     }
 
@@ -336,7 +334,7 @@ final class UpstreamPool {
     func finished(_ job: ForwardJob, on connection: UpstreamConnection, outcome: UpstreamOutcome, reply: UpstreamReply?) {
         job.connection = nil
         busy -= 1
-        metrics.connectionsInUse(route: route.name, change: -1)
+        route.metrics.connectionsInUse(change: -1)
         if connection.closed {
             opened -= 1
         } else {

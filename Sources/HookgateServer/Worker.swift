@@ -239,7 +239,7 @@ final class Worker {
 
     private func pool(for route: CompiledRoute) -> UpstreamPool {
         if let pool = pools[ObjectIdentifier(route)] { return pool }
-        let pool = UpstreamPool(route: route, base: base, dns: dns, metrics: gateway.metrics)
+        let pool = UpstreamPool(route: route, base: base, dns: dns)
         pools[ObjectIdentifier(route)] = pool
         return pool
     }
@@ -254,7 +254,7 @@ final class Worker {
         if case .relay(_, let accepted) = answer { delivered = accepted }
         let upstreamStatus: Int? = if case .response(let s)? = outcome { s } else { nil }
         if outcome != nil {
-            gateway.recordUpstream(route: route.name, status: upstreamStatus,
+            gateway.recordUpstream(route: route, status: upstreamStatus,
                                    microseconds: MonotonicClock.microseconds() - job.startedMicroseconds)
         }
         let key = EventKey(source: exchange.envelope!.source, id: exchange.envelope!.id)
