@@ -27,6 +27,10 @@ final class AdminServer {
         var timeout = timeval(milliseconds: 10_000)
         evhttp_set_timeout_tv(http, &timeout)
         evhttp_set_max_body_size(http, 64 * 1024)
+        // Every method reaches `handle`, so that the answer is JSON (405/404), never libevent's page.
+        evhttp_set_allowed_methods(http, UInt16(EVHTTP_REQ_GET.rawValue | EVHTTP_REQ_POST.rawValue | EVHTTP_REQ_HEAD.rawValue
+            | EVHTTP_REQ_PUT.rawValue | EVHTTP_REQ_DELETE.rawValue | EVHTTP_REQ_OPTIONS.rawValue
+            | EVHTTP_REQ_TRACE.rawValue | EVHTTP_REQ_CONNECT.rawValue | EVHTTP_REQ_PATCH.rawValue))
         // Ownership: unretained; the gateway owns this server and stops its loop before freeing it.
         evhttp_set_gencb(http, { request, arg in
             Unmanaged<AdminServer>.fromOpaque(arg!).takeUnretainedValue().handle(request!)

@@ -36,6 +36,8 @@ struct Serve: ParsableCommand {
 
     func run() throws {
         LoggingSystem.bootstrap(JSONLogHandler.init)
+        // A SIGHUP that arrives before the reload handler is installed must not end the process.
+        signal(SIGHUP, SIG_IGN)
         let log = Logger(label: "hookgate")
         let configuration: Configuration
         switch ConfigurationFile.load(path: config) {

@@ -2,13 +2,14 @@
 nothing else; admin paths are never served on the webhook port."""
 import json
 import signal
+import socket
 import threading
-import time
 
 import pytest
 
 import sender
-from conftest import ADMIN_PATHS, SECRET, UPSTREAM_PATH, assert_error, make_route, poll_until
+from conftest import (ADMIN_PATHS, SECRET, UPSTREAM_PATH, assert_error, make_route, poll_until,
+                      signed_request_bytes)
 
 ROUTE = "vecu"
 
@@ -223,11 +224,9 @@ def test_gauges_return_to_zero_after_upstream_failures(launch_gateway, upstream)
 def test_sender_gone_mid_forward_is_still_accounted(agw, upstream):
     """The sender hangs up while the upstream works: the forward completes, the event counts as
     delivered (a retry is a duplicate) and no gauge is left behind."""
-    import socket as _socket
-    from conftest import signed_request_bytes
     upstream.mode(delay=0.5)
     body = sender.make_event()
-    s = _socket.create_connection(("127.0.0.1", agw.port), timeout=5)
+    s = socket.create_connection(("127.0.0.1", agw.port), timeout=5)
     s.sendall(signed_request_bytes(body))
     assert poll_until(lambda: upstream.stats()["in_flight"] == 1, timeout=3)
     s.close()

@@ -86,6 +86,23 @@ def test_idle_gateway_exits_zero_promptly(sgw, upstream, sig):
     assert _refused(sgw.port)
 
 
+def test_open_idle_keep_alive_connection_does_not_hold_the_exit(sgw, upstream):
+    """Open connections stay open during the drain, but an idle one must not keep the process alive."""
+    c = RawClient(sgw.port, timeout=5)
+    try:
+        c.send(signed_request_bytes(sender.make_event()))
+        r = c.read_response()
+        assert r is not None and r.status == 200, r
+        t0 = time.monotonic()
+        sgw.signal(signal.SIGTERM)
+        assert sgw.wait_exit(5) == 0
+        assert time.monotonic() - t0 < 2.0
+        assert c.wait_closed(timeout=2)
+        assert c.buf == b"", "an idle connection got %r at exit" % c.buf[:200]
+    finally:
+        c.close()
+
+
 def test_new_connections_are_refused_while_draining(sgw, upstream):
     f = start_in_flight(sgw, upstream, "evt_drain_refuse", delay=1.5)
     sgw.signal(signal.SIGTERM)
