@@ -24,9 +24,10 @@ public struct CloudEventEnvelope: Sendable, Equatable {
     public static func parse(_ body: UnsafeRawBufferPointer) -> Result<CloudEventEnvelope, Rejection> {
         var scanner = JSONScanner(body)
         do {
-            let fields = try scanner.scanTopLevelObject(keys: ["id", "source", "type", "specversion"])
+            let keys = ["id", "source", "type", "specversion"]
+            let values = try scanner.scanTopLevelObject(keys: keys)
             func text(_ key: String) throws -> String {
-                guard let value = fields[key] else { throw JSONScanner.Failure("missing \"\(key)\"") }
+                guard let value = values[keys.firstIndex(of: key)!] else { throw JSONScanner.Failure("missing \"\(key)\"") }
                 guard case .string(let s) = value else { throw JSONScanner.Failure("\"\(key)\" must be a string") }
                 guard !s.isEmpty else { throw JSONScanner.Failure("\"\(key)\" must not be empty") }
                 guard s.utf8.count <= maximumFieldBytes else {
@@ -69,31 +70,34 @@ struct JSONScanner {
 
     init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
 
-    mutating func scanTopLevelObject(keys wanted: Set<String>) throws -> [String: TopLevelValue] {
+    /// Validates the whole text and returns, for each of `keys`, the top-level value it names (nil
+    /// when absent). Keys are compared as decoded bytes, so `"\u0069d"` is `id`.
+    mutating func scanTopLevelObject(keys: [String]) throws -> [TopLevelValue?] {
         if bytes.count >= 3, bytes[0] == 0xEF, bytes[1] == 0xBB, bytes[2] == 0xBF {
             throw Failure("byte order mark before the JSON text")
         }
+        let wanted = keys.map { Array($0.utf8) }
+        var found = [TopLevelValue?](repeating: nil, count: keys.count)
         skipWhitespace()
         guard peek() == UInt8(ascii: "{") else { throw Failure("the top level must be a JSON object") }
         i += 1
-        var found: [String: TopLevelValue] = [:]
         skipWhitespace()
         if peek() == UInt8(ascii: "}") {
             i += 1
         } else {
             while true {
                 skipWhitespace()
-                let key = try scanString()
+                let key = try scanStringToken()
                 skipWhitespace()
                 try expect(UInt8(ascii: ":"))
                 skipWhitespace()
-                if wanted.contains(key) {
-                    guard found[key] == nil else { throw Failure("\"\(key)\" appears more than once") }
+                if let k = wanted.firstIndex(where: { matches(key, $0) }) {
+                    guard found[k] == nil else { throw Failure("\"\(keys[k])\" appears more than once") }
                     if peek() == UInt8(ascii: "\"") {
-                        found[key] = .string(try scanString())
+                        found[k] = .string(text(of: try scanStringToken()))
                     } else {
                         try skipValue(depth: 1)
-                        found[key] = .other
+                        found[k] = .other
                     }
                 } else {
                     try skipValue(depth: 1)
@@ -107,6 +111,24 @@ struct JSONScanner {
         skipWhitespace()
         guard i == bytes.count else { throw Failure("unexpected data after the JSON object") }
         return found
+    }
+
+    /// A validated string: where its raw bytes lie, and its decoded bytes when it had escapes
+    /// (without escapes the raw bytes are the decoded ones, and nothing is allocated).
+    struct StringToken {
+        var start: Int
+        var end: Int
+        var decoded: [UInt8]?
+    }
+
+    private func matches(_ token: StringToken, _ key: [UInt8]) -> Bool {
+        if let decoded = token.decoded { return decoded == key }
+        return token.end - token.start == key.count && UnsafeRawBufferPointer(rebasing: bytes[token.start..<token.end]).elementsEqual(key)
+    }
+
+    private func text(of token: StringToken) -> String {
+        if let decoded = token.decoded { return String(decoding: decoded, as: UTF8.self) }
+        return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[token.start..<token.end]), as: UTF8.self)
     }
 
     private func peek() -> UInt8? { i < bytes.count ? bytes[i] : nil }
@@ -199,38 +221,33 @@ struct JSONScanner {
     }
 
     private mutating func skipString() throws {
-        _ = try scanStringBytes(decoding: false)
+        _ = try scanStringToken()
     }
 
-    private mutating func scanString() throws -> String {
-        let decoded = try scanStringBytes(decoding: true)
-        return String(decoding: decoded, as: UTF8.self)
-    }
-
-    /// Validates one string (quotes, escapes, UTF-8, no raw control characters) and, when asked,
-    /// returns its decoded UTF-8 bytes.
-    private mutating func scanStringBytes(decoding: Bool) throws -> [UInt8] {
+    /// Validates one string (quotes, escapes, UTF-8, no raw control characters).
+    private mutating func scanStringToken() throws -> StringToken {
         try expect(UInt8(ascii: "\""))
-        var out: [UInt8] = []
+        let start = i
+        var decoded: [UInt8]?
         while true {
             guard i < bytes.count else { throw Failure("unterminated string") }
             let c = bytes[i]
             switch c {
             case UInt8(ascii: "\""):
                 i += 1
-                return out
+                return StringToken(start: start, end: i - 1, decoded: decoded)
             case UInt8(ascii: "\\"):
+                if decoded == nil { decoded = Array(UnsafeRawBufferPointer(rebasing: bytes[start..<i])) }
                 i += 1
                 guard let e = peek() else { throw Failure("unterminated string") }
                 i += 1
                 switch e {
-                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"):
-                    if decoding { out.append(e) }
-                case UInt8(ascii: "b"): if decoding { out.append(0x08) }
-                case UInt8(ascii: "f"): if decoding { out.append(0x0C) }
-                case UInt8(ascii: "n"): if decoding { out.append(0x0A) }
-                case UInt8(ascii: "r"): if decoding { out.append(0x0D) }
-                case UInt8(ascii: "t"): if decoding { out.append(0x09) }
+                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): decoded!.append(e)
+                case UInt8(ascii: "b"): decoded!.append(0x08)
+                case UInt8(ascii: "f"): decoded!.append(0x0C)
+                case UInt8(ascii: "n"): decoded!.append(0x0A)
+                case UInt8(ascii: "r"): decoded!.append(0x0D)
+                case UInt8(ascii: "t"): decoded!.append(0x09)
                 case UInt8(ascii: "u"):
                     var scalar = try hex4()
                     if scalar >= 0xD800 && scalar <= 0xDBFF {
@@ -244,18 +261,18 @@ struct JSONScanner {
                     } else if scalar >= 0xDC00 && scalar <= 0xDFFF {
                         throw Failure("unpaired surrogate in string")
                     }
-                    if decoding { out.append(contentsOf: String(Character(Unicode.Scalar(scalar)!)).utf8) }
+                    decoded!.append(contentsOf: String(Character(Unicode.Scalar(scalar)!)).utf8)
                 default:
                     throw Failure("invalid escape in string at byte \(i - 1)")
                 }
             case 0x00..<0x20:
                 throw Failure("control character in string at byte \(i)")
             case 0x20..<0x80:
-                if decoding { out.append(c) }
+                decoded?.append(c)
                 i += 1
             default:
                 let length = try utf8SequenceLength(at: i)
-                if decoding { out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[i..<(i + length)])) }
+                decoded?.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[i..<(i + length)]))
                 i += length
             }
         }

@@ -33,29 +33,44 @@ public final class DeliveryLedger<Waiter> {
     /// Delivered ids dropped to stay within `capacity` (not counting TTL expiry).
     public private(set) var evictions = 0
 
-    private var index: [EventKey: Int32] = [:]
-    private var keys: [EventKey?] = []
+    // Delivered ids, compactly: one slot per id in parallel arrays, the key's bytes in one arena,
+    // an open-addressing index (linear probing, backward-shift deletion) from hash to slot, and
+    // an intrusive doubly linked LRU list through the slots. About 80 bytes per id for typical
+    // CloudEvents ids, against several hundred for a dictionary of strings. Keys are compared in
+    // full on every hit, so two distinct events can never be taken for one another.
+    private var arena: [UInt8] = []
+    private var arenaGarbage = 0
+    private var keyOffsets: [Int] = []
+    private var keyLengths: [UInt32] = []
+    private var hashes: [Int] = []
     private var expiries: [Int64] = []
     private var previous: [Int32] = []
     private var next: [Int32] = []
+    private var live: [Bool] = []
     private var head: Int32 = -1  // most recently used
     private var tail: Int32 = -1  // least recently used
     private var free: [Int32] = []
+    private var table: [Int32] = []
+    private var tableMask = 0
+    private var entries = 0
+    private var scratch: [UInt8] = []
     private var inFlight: [EventKey: [Waiter]] = [:]
 
     public init(capacity: Int, ttlMilliseconds: Int64) {
         precondition(capacity > 0)
         self.capacity = capacity
         self.ttlMilliseconds = ttlMilliseconds
+        resizeTable(16)
     }
 
     /// Delivered ids currently remembered.
-    public var count: Int { index.count }
+    public var count: Int { entries }
     /// Ids being forwarded right now.
     public var inFlightCount: Int { inFlight.count }
 
     public func claim(_ key: EventKey, now: Int64) -> Claim {
-        if let slot = index[key] {
+        let hash = encode(key)
+        if let slot = find(hash) {
             if expiries[Int(slot)] > now {
                 // Seen again: the sender is still retrying it, so it is remembered for another
                 // full ttl. Every entry's expiry is then its last use + ttl, so expiries grow
@@ -95,32 +110,106 @@ public final class DeliveryLedger<Waiter> {
         precondition(capacity > 0)
         self.capacity = capacity
         self.ttlMilliseconds = ttlMilliseconds
-        while index.count > capacity { evictTail() }
+        while entries > capacity { evictTail() }
     }
 
     private func remember(_ key: EventKey, now: Int64) {
-        if let slot = index[key] {
+        let hash = encode(key)
+        if let slot = find(hash) {
             expiries[Int(slot)] = now + ttlMilliseconds
             moveToFront(slot)
             return
         }
-        // Expired entries collect at the tail (all share one TTL); drop them first.
+        // Expired entries collect at the tail (see `claim`); drop them first.
         while tail >= 0, expiries[Int(tail)] <= now { remove(tail) }
-        if index.count >= capacity { evictTail() }
+        if entries >= capacity { evictTail() }
+        let offset = arena.count
+        arena.append(contentsOf: scratch)
         let slot: Int32
         if let reused = free.popLast() {
             slot = reused
-            keys[Int(slot)] = key
+            keyOffsets[Int(slot)] = offset
+            keyLengths[Int(slot)] = UInt32(scratch.count)
+            hashes[Int(slot)] = hash
             expiries[Int(slot)] = now + ttlMilliseconds
+            live[Int(slot)] = true
         } else {
-            slot = Int32(keys.count)
-            keys.append(key)
+            slot = Int32(keyOffsets.count)
+            keyOffsets.append(offset)
+            keyLengths.append(UInt32(scratch.count))
+            hashes.append(hash)
             expiries.append(now + ttlMilliseconds)
             previous.append(-1)
             next.append(-1)
+            live.append(true)
         }
-        index[key] = slot
+        entries += 1
+        if entries * 4 > table.count * 3 { resizeTable(table.count * 2) }
+        insertIntoTable(slot)
         linkAtFront(slot)
+    }
+
+    /// Writes the key's bytes (source length, source, id) into `scratch` and returns their hash.
+    private func encode(_ key: EventKey) -> Int {
+        scratch.removeAll(keepingCapacity: true)
+        let sourceLength = UInt32(key.source.utf8.count)
+        withUnsafeBytes(of: sourceLength.littleEndian) { scratch.append(contentsOf: $0) }
+        scratch.append(contentsOf: key.source.utf8)
+        scratch.append(contentsOf: key.id.utf8)
+        var hasher = Hasher()
+        scratch.withUnsafeBytes { hasher.combine(bytes: $0) }
+        return hasher.finalize()
+    }
+
+    private func keyEquals(_ slot: Int32) -> Bool {
+        let length = Int(keyLengths[Int(slot)])
+        guard length == scratch.count else { return false }
+        let offset = keyOffsets[Int(slot)]
+        return arena.withUnsafeBytes { a in
+            scratch.withUnsafeBytes { s in UnsafeRawBufferPointer(rebasing: a[offset..<(offset + length)]).elementsEqual(s) }
+        }
+    }
+
+    private func find(_ hash: Int) -> Int32? {
+        var i = hash & tableMask
+        while true {
+            let slot = table[i]
+            if slot < 0 { return nil }
+            if hashes[Int(slot)] == hash, keyEquals(slot) { return slot }
+            i = (i + 1) & tableMask
+        }
+    }
+
+    private func insertIntoTable(_ slot: Int32) {
+        var i = hashes[Int(slot)] & tableMask
+        while table[i] >= 0 { i = (i + 1) & tableMask }
+        table[i] = slot
+    }
+
+    /// Removes `slot` from the index by backward-shift deletion (no tombstones).
+    private func removeFromTable(_ slot: Int32) {
+        var i = hashes[Int(slot)] & tableMask
+        while table[i] != slot { i = (i + 1) & tableMask }
+        var j = i
+        while true {
+            j = (j + 1) & tableMask
+            let moving = table[j]
+            if moving < 0 { break }
+            let home = hashes[Int(moving)] & tableMask
+            // `moving` may fill the hole at i if its home is not in the cyclic range (i, j].
+            let between = i <= j ? (home > i && home <= j) : (home > i || home <= j)
+            if !between {
+                table[i] = moving
+                i = j
+            }
+        }
+        table[i] = -1
+    }
+
+    private func resizeTable(_ size: Int) {
+        table = [Int32](repeating: -1, count: size)
+        tableMask = size - 1
+        for slot in 0..<keyOffsets.count where live[slot] { insertIntoTable(Int32(slot)) }
     }
 
     private func evictTail() {
@@ -131,9 +220,26 @@ public final class DeliveryLedger<Waiter> {
 
     private func remove(_ slot: Int32) {
         unlink(slot)
-        if let key = keys[Int(slot)] { index[key] = nil }
-        keys[Int(slot)] = nil
+        removeFromTable(slot)
+        live[Int(slot)] = false
+        arenaGarbage += Int(keyLengths[Int(slot)])
+        keyLengths[Int(slot)] = 0
         free.append(slot)
+        entries -= 1
+        if arenaGarbage > 65_536 && arenaGarbage * 2 > arena.count { compactArena() }
+    }
+
+    /// Rewrites the arena with only live keys (amortised: runs once half of it is garbage).
+    private func compactArena() {
+        var fresh: [UInt8] = []
+        fresh.reserveCapacity(arena.count - arenaGarbage)
+        for slot in 0..<keyOffsets.count where live[slot] {
+            let offset = keyOffsets[slot]
+            keyOffsets[slot] = fresh.count
+            fresh.append(contentsOf: arena[offset..<(offset + Int(keyLengths[slot]))])
+        }
+        arena = fresh
+        arenaGarbage = 0
     }
 
     private func moveToFront(_ slot: Int32) {

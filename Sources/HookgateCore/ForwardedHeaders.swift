@@ -26,8 +26,9 @@ public struct ForwardedHeaders {
         var connectionListed: Set<String> = []
         var forwardedFor: String?
         var host: String?
-        for (name, value) in inbound {
-            switch name.lowercased() {
+        let lowered = inbound.map { $0.name.lowercased() }
+        for (k, (_, value)) in inbound.enumerated() {
+            switch lowered[k] {
             case "connection": connectionListed.formUnion(HeaderPolicy.connectionListed(value))
             case "x-forwarded-for": forwardedFor = forwardedFor.map { "\($0), \(value)" } ?? value
             case "host": host = host ?? value
@@ -36,10 +37,10 @@ public struct ForwardedHeaders {
         }
         var out: [(name: String, value: String)] = []
         out.reserveCapacity(inbound.count + 8 + addHeaders.count)
-        for header in inbound {
-            let lower = header.name.lowercased()
+        for (k, header) in inbound.enumerated() {
+            let lower = lowered[k]
             if lower == "x-forwarded-for" || lower == "x-request-id" { continue }
-            if HeaderPolicy.isDroppedWhenForwarding(lower, connectionListed: connectionListed) { continue }
+            if HeaderPolicy.isDroppedWhenForwarding(lowercased: lower, connectionListed: connectionListed) { continue }
             out.append(header)
         }
         out.append(("X-Forwarded-For", forwardedFor.map { "\($0), \(context.clientAddress)" } ?? context.clientAddress))

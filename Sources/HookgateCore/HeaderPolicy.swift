@@ -19,9 +19,12 @@ public enum HeaderPolicy {
     /// Whether an inbound header is dropped before forwarding. `connectionListed` holds the
     /// lower-cased names the inbound `Connection` header declared hop-by-hop.
     public static func isDroppedWhenForwarding(_ name: String, connectionListed: Set<String> = []) -> Bool {
-        let lower = name.lowercased()
-        return hopByHop.contains(lower) || lower.hasPrefix("proxy-") || lower.hasPrefix(gatewayPrefix)
-            || gatewaySet.contains(lower) || connectionListed.contains(lower)
+        isDroppedWhenForwarding(lowercased: name.lowercased(), connectionListed: connectionListed)
+    }
+
+    static func isDroppedWhenForwarding(lowercased lower: String, connectionListed: Set<String>) -> Bool {
+        hopByHop.contains(lower) || lower.hasPrefix("proxy-") || lower.hasPrefix(gatewayPrefix)
+            || gatewaySet.contains(lower) || (!connectionListed.isEmpty && connectionListed.contains(lower))
     }
 
     /// Names the route's `add_headers` may not use: those the gateway owns or recomputes.

@@ -45,6 +45,10 @@ public struct UpstreamURL: Sendable, Equatable, CustomStringConvertible {
 
     /// Value for the `Host` header sent upstream.
     public var authority: String {
+        Self.authority(scheme: scheme, host: host, port: port)
+    }
+
+    static func authority(scheme: Scheme, host: String, port: UInt16) -> String {
         let h = host.contains(":") ? "[\(host)]" : host
         let defaultPort: UInt16 = scheme == .http ? 80 : 443
         return port == defaultPort ? h : "\(h):\(port)"

@@ -50,6 +50,8 @@ final class CompiledRoute {
     let admission: EventAdmission
     let upstream: Configuration.Upstream
     let upstreamTLS: TLSContext?
+    /// `Host` of the forwarded requests, computed once.
+    let upstreamAuthority: String
     /// Set by the gateway before the route serves its first request.
     var metrics: RouteMetrics!
 
@@ -58,6 +60,7 @@ final class CompiledRoute {
         admission = EventAdmission(scheme: settings.verify.scheme.makeScheme(settings.verify))
         upstream = settings.upstream
         self.upstreamTLS = upstreamTLS
+        upstreamAuthority = settings.upstream.url.authority
     }
 
     var name: String { settings.name }

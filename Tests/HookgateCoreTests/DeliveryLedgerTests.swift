@@ -245,3 +245,85 @@ struct DeliveryLedgerTests {
         }
     }
 }
+
+/// The compact ledger (arena, open addressing, backward-shift deletion) against a plain model,
+/// over a long random run with a small key space so that hits, expiries, evictions, slot reuse,
+/// table growth and arena compaction all happen many times.
+@Suite("Delivery ledger against a reference model")
+struct DeliveryLedgerModelTests {
+    final class Model {
+        var order: [EventKey] = []  // least recently used first
+        var expiry: [EventKey: Int64] = [:]
+        var inFlight: Set<EventKey> = []
+        let capacity: Int
+        let ttl: Int64
+        init(capacity: Int, ttl: Int64) { self.capacity = capacity; self.ttl = ttl }
+
+        func claim(_ k: EventKey, now: Int64) -> DeliveryLedger<Int>.Claim {
+            if let e = expiry[k] {
+                if e > now {
+                    expiry[k] = now + ttl
+                    order.removeAll { $0 == k }
+                    order.append(k)
+                    return .delivered
+                }
+                expiry[k] = nil
+                order.removeAll { $0 == k }
+            }
+            if inFlight.contains(k) { return .inFlight }
+            inFlight.insert(k)
+            return .forward
+        }
+
+        func finish(_ k: EventKey, delivered: Bool, now: Int64) {
+            inFlight.remove(k)
+            guard delivered else { return }
+            if expiry[k] != nil {
+                expiry[k] = now + ttl
+                order.removeAll { $0 == k }
+                order.append(k)
+                return
+            }
+            while let first = order.first, expiry[first]! <= now { order.removeFirst(); expiry[first] = nil }
+            if order.count >= capacity { let first = order.removeFirst(); expiry[first] = nil }
+            expiry[k] = now + ttl
+            order.append(k)
+        }
+    }
+
+    @Test(arguments: [1, 7, 64], [UInt64(1), 2, 3])
+    func matchesTheModel(capacity: Int, seed: UInt64) {
+        var rng = SplitMix(seed: seed)
+        let ledger = DeliveryLedger<Int>(capacity: capacity, ttlMilliseconds: 500)
+        let model = Model(capacity: capacity, ttl: 500)
+        var now: Int64 = 0
+        for step in 0..<20_000 {
+            now += Int64(rng.next() % 7)
+            let n = Int(rng.next() % 150)
+            // long ids make the arena grow and compact; two sources share ids
+            let key = EventKey(source: n % 3 == 0 ? "s" : "source-\(n % 2)", id: "event-\(n)-" + String(repeating: "x", count: n % 40))
+            let expected = model.claim(key, now: now)
+            let got = ledger.claim(key, now: now)
+            #expect(got == expected, "step \(step): \(key) got \(got), expected \(expected)")
+            if got != expected { return }
+            if got == .forward {
+                let delivered = rng.next() % 4 != 0
+                model.finish(key, delivered: delivered, now: now)
+                ledger.finish(key, delivered: delivered, now: now)
+            }
+            #expect(ledger.count == model.order.count)
+        }
+    }
+
+    struct SplitMix {
+        var state: UInt64
+        init(seed: UInt64) { state = seed }
+        mutating func next() -> UInt64 {
+            state &+= 0x9E3779B97F4A7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58476D1CE4E5B9
+            z = (z ^ (z >> 27)) &* 0x94D049BB133111EB
+            return z ^ (z >> 31)
+        }
+    }
+}
