@@ -11,7 +11,8 @@ public struct EventKey: Hashable, Sendable {
 
 /// The record of which events a route has delivered (the upstream answered 2xx) and which are
 /// being forwarded right now. Delivered ids are kept in an LRU bounded by `capacity` and
-/// forgotten `ttl` after they were delivered or last seen again as a duplicate; in-flight ids are never evicted, so a second copy cannot be forwarded
+/// forgotten `ttl` after they were delivered or last seen again as a duplicate; in-flight ids
+/// are never evicted, so a second copy cannot be forwarded
 /// while the first is still on its way. Not thread-safe: the server holds it under one lock.
 /// Time is passed in (milliseconds on a monotonic clock), never read here.
 public final class DeliveryLedger<Waiter> {
@@ -41,12 +42,11 @@ public final class DeliveryLedger<Waiter> {
     private var arena: [UInt8] = []
     private var arenaGarbage = 0
     private var keyOffsets: [Int] = []
-    private var keyLengths: [UInt32] = []
+    private var keyLengths: [UInt32] = []  // 0 marks a free slot (every key is at least 4 bytes)
     private var hashes: [Int] = []
     private var expiries: [Int64] = []
     private var previous: [Int32] = []
     private var next: [Int32] = []
-    private var live: [Bool] = []
     private var head: Int32 = -1  // most recently used
     private var tail: Int32 = -1  // least recently used
     private var free: [Int32] = []
@@ -132,7 +132,6 @@ public final class DeliveryLedger<Waiter> {
             keyLengths[Int(slot)] = UInt32(scratch.count)
             hashes[Int(slot)] = hash
             expiries[Int(slot)] = now + ttlMilliseconds
-            live[Int(slot)] = true
         } else {
             slot = Int32(keyOffsets.count)
             keyOffsets.append(offset)
@@ -141,7 +140,6 @@ public final class DeliveryLedger<Waiter> {
             expiries.append(now + ttlMilliseconds)
             previous.append(-1)
             next.append(-1)
-            live.append(true)
         }
         entries += 1
         if entries * 4 > table.count * 3 { resizeTable(table.count * 2) }
@@ -209,7 +207,7 @@ public final class DeliveryLedger<Waiter> {
     private func resizeTable(_ size: Int) {
         table = [Int32](repeating: -1, count: size)
         tableMask = size - 1
-        for slot in 0..<keyOffsets.count where live[slot] { insertIntoTable(Int32(slot)) }
+        for slot in 0..<keyOffsets.count where keyLengths[slot] > 0 { insertIntoTable(Int32(slot)) }
     }
 
     private func evictTail() {
@@ -221,7 +219,6 @@ public final class DeliveryLedger<Waiter> {
     private func remove(_ slot: Int32) {
         unlink(slot)
         removeFromTable(slot)
-        live[Int(slot)] = false
         arenaGarbage += Int(keyLengths[Int(slot)])
         keyLengths[Int(slot)] = 0
         free.append(slot)
@@ -233,7 +230,7 @@ public final class DeliveryLedger<Waiter> {
     private func compactArena() {
         var fresh: [UInt8] = []
         fresh.reserveCapacity(arena.count - arenaGarbage)
-        for slot in 0..<keyOffsets.count where live[slot] {
+        for slot in 0..<keyOffsets.count where keyLengths[slot] > 0 {
             let offset = keyOffsets[slot]
             keyOffsets[slot] = fresh.count
             fresh.append(contentsOf: arena[offset..<(offset + Int(keyLengths[slot]))])
