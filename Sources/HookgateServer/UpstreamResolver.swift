@@ -10,7 +10,8 @@ enum UpstreamResolver {
     static func make(base: OpaquePointer, resolvConf: String = "/etc/resolv.conf") -> OpaquePointer? {
         guard let dns = evdns_base_new(base, 0) else { return nil }
         _ = evdns_base_resolv_conf_parse(dns, Int32(DNS_OPTION_SEARCH | DNS_OPTION_MISC | DNS_OPTION_HOSTSFILE), resolvConf)
-        let first = firstNameserver(in: (try? String(contentsOfFile: resolvConf, encoding: .utf8)) ?? "") ?? "127.0.0.1"
+        let text = (try? ConfigurationFile.readFile(resolvConf)).map { String(decoding: $0, as: UTF8.self) } ?? ""
+        let first = firstNameserver(in: text) ?? "127.0.0.1"
         _ = evdns_base_nameserver_ip_add(dns, first)
         _ = evdns_base_set_option(dns, "randomize-case:", "0")
         return dns
