@@ -44,9 +44,11 @@ public struct VecuSignatureScheme: SignatureScheme {
 
     /// `sha256=` (exactly, lower case) followed by 64 hex digits of either case.
     public static func parseSignature(_ text: String) -> Digest32? {
-        let bytes = text.utf8
-        guard bytes.count == prefix.count + 64, bytes.starts(with: prefix) else { return nil }
-        return Digest32(hex: bytes.dropFirst(prefix.count))
+        var text = text
+        return text.withUTF8 { bytes in
+            guard bytes.count == prefix.count + 64, bytes.starts(with: prefix) else { return nil }
+            return Digest32(hex: UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(bytes)[prefix.count...]))
+        }
     }
 
     /// The signature a sender with `secret` would send for `body` at `timestamp`.
