@@ -60,16 +60,6 @@ final class InboundConnection {
         evbuffer_free(body)
     }
 
-    var isOpen: Bool {
-        if case .closed = state { return false }
-        return true
-    }
-
-    var isIdle: Bool {
-        if case .idle = state { return true }
-        return false
-    }
-
     private func arm(_ milliseconds: Int64) {
         var tv = timeval(milliseconds: milliseconds)
         event_add(timer, &tv)
@@ -274,11 +264,8 @@ final class InboundConnection {
     /// Closes at once (drain, timeouts, errors). An exchange still holding this connection finds
     /// it closed and its answer is dropped; the sender sees a closed connection and retries.
     func close() {
-        guard let bev else { return }
-        state = .closed
-        event_del(timer)
-        bufferevent_free(bev)
-        self.bev = nil
+        guard bev != nil else { return }
+        detach()
         worker.connectionClosed(self)
     }
 }

@@ -104,8 +104,6 @@ final class Worker {
         }
     }
 
-    var openConnections: Int { connections.count }
-
     private static func describe(_ address: UnsafeMutablePointer<sockaddr>?) -> String {
         guard let address else { return "unknown" }
         var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
@@ -147,10 +145,6 @@ final class Worker {
             evconnlistener_free(listener)
             self.listener = nil
         }
-    }
-
-    func stop() {
-        event_base_loopexit(base, nil)
     }
 
     /// `Date` header value, computed once per second.

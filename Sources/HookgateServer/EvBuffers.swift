@@ -17,21 +17,6 @@ struct EvHeaders: HeaderFields {
         }
         return found.map { .one(String(cString: $0.pointee.value)) } ?? .missing
     }
-
-    /// Every header in arrival order.
-    var pairs: [(name: String, value: String)] {
-        var out: [(name: String, value: String)] = []
-        var cursor = hg_headers_first(list)
-        while let header = cursor {
-            out.append((String(cString: header.pointee.key), String(cString: header.pointee.value)))
-            cursor = hg_headers_next(header)
-        }
-        return out
-    }
-
-    func add(_ name: String, _ value: String) {
-        evhttp_add_header(list, name, value)
-    }
 }
 
 /// An evbuffer's bytes where they lie, for hashing without a copy.
@@ -54,22 +39,5 @@ struct EvBufferSegments: ByteSegments {
         let length = evbuffer_get_length(buffer)
         guard length > 0, let start = evbuffer_pullup(buffer, -1) else { return UnsafeRawBufferPointer(start: nil, count: 0) }
         return UnsafeRawBufferPointer(start: start, count: length)
-    }
-}
-
-extension evhttp_cmd_type {
-    var methodName: String {
-        switch self {
-        case EVHTTP_REQ_GET: return "GET"
-        case EVHTTP_REQ_POST: return "POST"
-        case EVHTTP_REQ_HEAD: return "HEAD"
-        case EVHTTP_REQ_PUT: return "PUT"
-        case EVHTTP_REQ_DELETE: return "DELETE"
-        case EVHTTP_REQ_OPTIONS: return "OPTIONS"
-        case EVHTTP_REQ_TRACE: return "TRACE"
-        case EVHTTP_REQ_CONNECT: return "CONNECT"
-        case EVHTTP_REQ_PATCH: return "PATCH"
-        default: return "OTHER"
-        }
     }
 }
