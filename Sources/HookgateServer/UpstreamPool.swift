@@ -9,7 +9,8 @@ struct UpstreamReply {
 }
 
 /// One forward: the request to send, the exchange that waits for its answer, and the one timer
-/// that bounds it — waiting for a connection and the upstream's whole answer together.
+/// that bounds it: first the wait for a free connection, then, re-armed when the request is sent,
+/// the upstream's whole answer.
 final class ForwardJob {
     let exchange: InboundExchange
     let requestHead: [UInt8]
@@ -25,12 +26,15 @@ final class ForwardJob {
         self.pool = pool
     }
 
+    /// (Re)arms the timer to fire `milliseconds` from now.
     /// Ownership: the timer's argument is this job, retained until the timer is freed in `finish`.
-    func startDeadline(base: OpaquePointer, milliseconds: Int64) {
-        deadline = event_new(base, -1, 0, { _, _, arg in
-            let job = Unmanaged<ForwardJob>.fromOpaque(arg!).takeUnretainedValue()
-            job.pool.deadlinePassed(job)
-        }, Unmanaged.passRetained(self).toOpaque())
+    func arm(base: OpaquePointer, milliseconds: Int64) {
+        if deadline == nil {
+            deadline = event_new(base, -1, 0, { _, _, arg in
+                let job = Unmanaged<ForwardJob>.fromOpaque(arg!).takeUnretainedValue()
+                job.pool.deadlinePassed(job)
+            }, Unmanaged.passRetained(self).toOpaque())
+        }
         var tv = timeval(milliseconds: milliseconds)
         event_add(deadline, &tv)
     }
@@ -259,9 +263,10 @@ final class UpstreamConnection {
 }
 
 /// The connections of one worker to one route's upstream: at most `maxConnections`, each reused
-/// (keep-alive); requests beyond that wait in FIFO order. A request whose deadline passes while it
-/// waits is answered 503 (nothing was sent, so the retry is safe); one whose deadline passes while
-/// the upstream works on it is answered 504.
+/// (keep-alive); requests beyond that wait in FIFO order, at most `queueLimit`, and are then
+/// answered 503 (nothing was sent, so the retry is safe). A request that is sent always gets the
+/// whole `upstream.timeout` for its answer: sending it with only a sliver of time left would make
+/// hookgate answer 504 while the upstream accepts it, and the sender's retry a second delivery.
 final class UpstreamPool {
     let route: CompiledRoute
     private let url: UpstreamURL
@@ -286,8 +291,14 @@ final class UpstreamPool {
     var busyConnections: Int { busy }
     var waitingCount: Int { waiting.count - waitingHead }
 
+    /// How long a request may wait for a free connection: what the sender's 30 s leave after the
+    /// upstream's own timeout and a second of margin, and never more than that timeout.
+    var queueLimitMilliseconds: Int64 {
+        let timeout = route.upstream.timeout.milliseconds
+        return max(0, min(timeout, ConfigurationLoader.senderDeadline.milliseconds - 1_000 - timeout))
+    }
+
     func submit(_ job: ForwardJob) {
-        job.startDeadline(base: base, milliseconds: route.upstream.timeout.milliseconds)
         place(job)
     }
 
@@ -306,15 +317,17 @@ final class UpstreamPool {
             }
             opened += 1
             dispatch(job, on: connection)
-        } else if waitingCount >= Self.maximumWaiting {
-            end(job, busy: Rejection(.upstreamBusy, "too many requests are waiting for the upstream"))
+        } else if waitingCount >= Self.maximumWaiting || queueLimitMilliseconds == 0 {
+            end(job, busy: Rejection(.upstreamBusy, "every upstream connection is busy"))
         } else {
+            job.arm(base: base, milliseconds: queueLimitMilliseconds)
             waiting.append(job)
         }
     }
 
     private func dispatch(_ job: ForwardJob, on connection: UpstreamConnection) {
         job.connection = connection
+        job.arm(base: base, milliseconds: route.upstream.timeout.milliseconds)
         busy += 1
         route.metrics.connectionsInUse(change: 1)
         connection.send(job)
