@@ -1,6 +1,11 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+// The request path crosses from HookgateServer into HookgateCore's generic verification and
+// parsing code; cross-module optimization lets it be specialised and inlined there (measured:
+// about 15% less CPU per request, bench/run).
+let crossModuleOptimization = SwiftSetting.unsafeFlags(["-cross-module-optimization"], .when(configuration: .release))
+
 let package = Package(
     name: "hookgate",
     products: [
@@ -30,7 +35,8 @@ let package = Package(
             dependencies: [
                 "COpenSSL",
                 .product(name: "Yams", package: "Yams"),
-            ]
+            ],
+            swiftSettings: [crossModuleOptimization]
         ),
         .target(
             name: "HookgateServer",
@@ -40,7 +46,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
-            swiftSettings: [.swiftLanguageMode(.v5)]
+            swiftSettings: [.swiftLanguageMode(.v5), crossModuleOptimization]
         ),
         .executableTarget(
             name: "hookgate",
@@ -58,3 +64,23 @@ let package = Package(
         ),
     ]
 )
+
+// Fuzzing (fuzz/run): libFuzzer targets over HookgateCore's parsers, declared only when
+// HOOKGATE_FUZZ is set, so that the normal build is unchanged. Build them with
+//   HOOKGATE_FUZZ=1 swift build --scratch-path .build-fuzz -c debug \
+//     -Xswiftc -sanitize=fuzzer,address --product FuzzEnvelope
+// Each target's LLVMFuzzerTestOneInput is a @_cdecl function; its main.swift hands argc/argv to
+// libFuzzer's LLVMFuzzerRunDriver (SwiftPM aliases `main` to the module's top-level code, so
+// libFuzzer's own main cannot be used).
+import Foundation
+
+if !(ProcessInfo.processInfo.environment["HOOKGATE_FUZZ"] ?? "").isEmpty {
+    for name in ["FuzzSignature", "FuzzTimestamp", "FuzzEnvelope", "FuzzHTTPHead", "FuzzConfig"] {
+        package.targets.append(.executableTarget(
+            name: name,
+            dependencies: ["HookgateCore"],
+            path: "fuzz/Sources/\(name)"
+        ))
+        package.products.append(.executable(name: name, targets: [name]))
+    }
+}

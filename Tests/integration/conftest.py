@@ -13,6 +13,8 @@ Every process started here is killed at teardown.
 Environment:
   * HOOKGATE_WORKERS=N|auto sets `workers:` in every generated config (default: 1, or what the
     test asks for); used by the ThreadSanitizer run (Tests/sanitizers/run).
+  * HOOKGATE_SIGNAL_TO_LOOP=1 sends SIGTERM/SIGINT/SIGHUP to a gateway event-loop thread rather
+    than the process (needed under ThreadSanitizer; see _LoopSignalledPopen).
   * HOOKGATE_SANITIZER=1: after each test, the stderr of every gateway it started is searched for
     sanitizer reports ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
     "WARNING: ThreadSanitizer"); any report fails the test and is printed.
@@ -223,12 +225,63 @@ def _read_ready(proc, timeout, what):
     raise RuntimeError("%s printed no READY line within %.0fs: %r" % (what, timeout, buf))
 
 
+class _LoopSignalledPopen(subprocess.Popen):
+    """With HOOKGATE_SIGNAL_TO_LOOP=1 (the ThreadSanitizer run), SIGTERM/SIGINT/SIGHUP go to one of
+    the gateway's event-loop threads (tgkill) instead of the process. Under TSan a signal is only
+    handled once the thread that received it enters an intercepted function; the kernel picks the
+    main thread, which waits in DispatchGroup.wait (a futex TSan does not intercept), so a
+    process-directed signal would never be handled. The loop threads wait in epoll_wait, which
+    TSan intercepts. Other signals (SIGKILL) and the normal build are unaffected."""
+
+    def send_signal(self, sig):
+        if (os.environ.get("HOOKGATE_SIGNAL_TO_LOOP") == "1" and self.poll() is None
+                and sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)):
+            tid = self._loop_thread()
+            if tid is not None:
+                import ctypes
+                if ctypes.CDLL(None, use_errno=True).syscall(234, self.pid, tid, int(sig)) == 0:  # SYS_tgkill
+                    return
+        super().send_signal(sig)
+
+    def _loop_thread(self):
+        """A gateway event-loop thread: one seen waiting in epoll_wait (remembered -- a busy loop
+        thread still makes intercepted calls all the time, so it handles the signal promptly
+        too). Gateway.start() calls this once while the gateway is idle. Under load no thread
+        may be in epoll_wait at a given instant: then any running thread other than the main
+        one and TSan's background thread (which sleeps in nanosleep) will do."""
+        known = getattr(self, "_loop_tid", None)
+        if known is not None and os.path.exists("/proc/%d/task/%d" % (self.pid, known)):
+            return known
+        running = None
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            try:
+                tasks = sorted(os.listdir("/proc/%d/task" % self.pid), key=int)
+            except OSError:
+                return None
+            for tid in tasks:
+                if int(tid) == self.pid:
+                    continue
+                try:
+                    with open("/proc/%d/task/%s/wchan" % (self.pid, tid)) as f:
+                        wchan = f.read().strip()
+                except OSError:
+                    continue
+                if wchan == "do_epoll_wait":
+                    self._loop_tid = int(tid)
+                    return self._loop_tid
+                if wchan == "0" and running is None:
+                    running = int(tid)
+            time.sleep(0.001)
+        return running
+
+
 def _popen_retry_busy(args, **kw):
     """Popen, retrying briefly on ETXTBSY (the binary being relinked by a concurrent `swift build`)."""
     deadline = time.monotonic() + 5
     while True:
         try:
-            return subprocess.Popen(args, **kw)
+            return _LoopSignalledPopen(args, **kw)
         except OSError as e:
             if e.errno != errno.ETXTBSY or time.monotonic() > deadline:
                 raise
@@ -344,6 +397,8 @@ class Gateway:
             err.close()
         try:
             wait_port(self.port, self.proc, what="hookgate serve")
+            if os.environ.get("HOOKGATE_SIGNAL_TO_LOOP") == "1":
+                self.proc._loop_thread()  # found now, while the gateway is idle
         except RuntimeError as e:
             self.stop()
             raise RuntimeError("%s\nconfig:\n%s\nstdout:\n%s\nstderr:\n%s" % (
@@ -736,6 +791,11 @@ def _teardown_gateways(gateways):
         if not was_alive and not gw.expect_exit:
             dead.append("hookgate on port %d exited with %s during the test\nstderr tail:\n%s" % (
                 gw.port, gw.proc.returncode, gw.stderr()[-2000:]))
+        if os.environ.get("HOOKGATE_SANITIZER") == "1":
+            report = gw.sanitizer_reports()
+            if report:
+                dead.append("sanitizer report from hookgate on port %d (%s):\n%s" % (
+                    gw.port, gw.stderr_path, report[-12000:]))
     return dead
 
 
@@ -770,7 +830,9 @@ def module_launch_gateway(hookgate_bin, module_workdir):
 
     launch.gateways = gateways
     yield launch
-    _teardown_gateways(gateways)
+    reports = [d for d in _teardown_gateways(gateways) if d.startswith("sanitizer report")]
+    if reports:
+        pytest.fail("\n".join(reports), pytrace=False)
 
 
 @pytest.fixture(scope="module")

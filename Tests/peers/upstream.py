@@ -2,8 +2,18 @@
 """Recording upstream for hookgate's integration tests (standard library only).
 
     python3 upstream.py --port N        # N = 0 picks a free port
+    python3 upstream.py --port N --record-file F.jsonl [--lean]
 
 Prints ``READY <port>`` on stdout (flushed) once it is listening on 127.0.0.1.
+
+--record-file: every recorded request is also appended to F as JSON lines (append-only, one
+``write`` per line, so a SIGKILL loses nothing already answered): first an ``answer`` line written
+*before* the answer goes out ({"seq", "pid", "time", "method", "path", "id", "source", "status",
+"fault", "phase": "answer"}; status null for a drop), then a ``done`` line ({"seq", "phase":
+"done", "client_gone"}) once the answer was written. A record without its done line was cut off
+(the process was killed). On start, an existing file is read back: /_control/records keeps
+answering with the records of earlier runs, and seq numbers continue after them.
+--lean: keep only the summary fields in memory (no headers/body), for long soaks.
 
 Every request outside ``/_control/`` is recorded (method, path, header pairs in
 arrival order with duplicates kept, base64 body, connection id = client port)
@@ -16,10 +26,24 @@ and answered according to the current mode.  Control endpoints:
                             hang / delay: seconds to sleep before answering.
                             fail_next: answer fail_status for the next N requests.
                             drop: close the connection without answering (a reset).
+                            Random faults, each drawn per request (r = uniform [0,1)):
+                              random_fail: p    answer one of random_fail_statuses ([500])
+                              random_drop: p    reset the connection; of those, a fraction
+                                                drop_partial first writes part of the answer
+                                                (half of them cut in the head, half in the body)
+                              random_hang: p    sleep random_hang_seconds (2.0), then answer
+                              seed: N           reseed the random generator (reproducible runs)
     GET  /_control/mode     current mode
     GET  /_control/records  JSON list of recorded requests
     POST /_control/reset    forget records and stats, back to the default mode
     GET  /_control/stats    {"count", "max_concurrency", "in_flight", "connections"}
+
+Each record also carries what was answered: ``id``/``source`` (from a JSON body, else null),
+``status`` (the status answered; null for a drop), ``fault`` (null, "fail", "fail_next" ... see
+below), ``done`` (the answer was written) and ``client_gone`` (the client had closed the
+connection before the answer, e.g. it timed out while we hung or delayed).
+fault is one of: null (a plain answer from the mode's status), "fail" (fail_next or
+random_fail), "drop", "drop_partial", "hang" (random_hang, or a mode hang > 0).
 
 HTTP/1.1 keep-alive; every answer has a correct Content-Length.
 """
@@ -27,6 +51,8 @@ HTTP/1.1 keep-alive; every answer has a correct Content-Length.
 import argparse
 import base64
 import json
+import os
+import random
 import socket
 import struct
 import sys
@@ -43,12 +69,26 @@ DEFAULT_MODE = {
     "fail_next": 0,
     "fail_status": 500,
     "drop": False,
+    "random_fail": 0.0,
+    "random_fail_statuses": [500],
+    "random_drop": 0.0,
+    "drop_partial": 0.0,
+    "random_hang": 0.0,
+    "random_hang_seconds": 2.0,
+    "seed": None,
 }
+
+LEAN_KEYS = ("seq", "pid", "time", "method", "path", "id", "source", "status", "fault", "done",
+             "client_gone", "connection")
 
 
 class State:
     def __init__(self):
         self.lock = threading.Lock()
+        self.record_path = None
+        self.record_fd = None
+        self.lean = False
+        self.rng = random.Random()
         self.reset()
 
     def reset(self):
@@ -58,14 +98,69 @@ class State:
         self.max_concurrency = 0
         self.connections = set()
         self.seq = 0
+        self.by_seq = {}
+        if self.record_path:
+            self._load_records()
+
+    def _load_records(self):
+        """Reads an existing record file back (records of earlier runs of this upstream)."""
+        try:
+            with open(self.record_path, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            return
+        for line in data.splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue  # a line cut by a kill (cannot happen with one write per line, but be safe)
+            if entry.get("phase") == "answer":
+                rec = {k: entry.get(k) for k in LEAN_KEYS}
+                rec["done"] = False
+                rec["client_gone"] = False
+                self.records.append(rec)
+                self.by_seq[rec["seq"]] = rec
+            elif entry.get("phase") == "done" and entry.get("seq") in self.by_seq:
+                rec = self.by_seq[entry["seq"]]
+                rec["done"] = True
+                rec["client_gone"] = bool(entry.get("client_gone"))
+        self.seq = max(self.by_seq, default=0)
+
+    def write_line(self, obj):
+        if self.record_fd is not None:
+            os.write(self.record_fd, (json.dumps(obj, separators=(",", ":")) + "\n").encode())
 
 
 STATE = State()
 
 
+def _peer_closed(sock):
+    """True if the client has closed its end (EOF readable) -- it gave up waiting for us."""
+    try:
+        return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except (BlockingIOError, InterruptedError):
+        return False
+    except OSError:
+        return True
+
+
+def _event_fields(body):
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return None, None
+    if not isinstance(doc, dict):
+        return None, None
+    ident, source = doc.get("id"), doc.get("source")
+    return (ident if isinstance(ident, str) else None), (source if isinstance(source, str) else None)
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "hookgate-test-upstream/1"
+    # The head and the body are written with two send()s; with Nagle on, the body waits for the
+    # client's delayed ACK (40 ms on Linux), capping a kept-alive connection at ~25 answers/s.
+    disable_nagle_algorithm = True
 
     def version_string(self):
         return self.server_version
@@ -141,6 +236,8 @@ class Handler(BaseHTTPRequestHandler):
                 return self._json(400, {"error": "unknown mode keys %s" % sorted(unknown)})
             with STATE.lock:
                 STATE.mode = dict(DEFAULT_MODE, **given)
+                if STATE.mode.get("seed") is not None:
+                    STATE.rng.seed(STATE.mode["seed"])
                 mode = dict(STATE.mode)
             return self._json(200, mode)
         if path == "/_control/mode" and self.command == "GET":
@@ -152,6 +249,8 @@ class Handler(BaseHTTPRequestHandler):
             return self._json(200, recs)
         if path == "/_control/reset" and self.command == "POST":
             with STATE.lock:
+                if STATE.record_fd is not None:
+                    os.ftruncate(STATE.record_fd, 0)
                 STATE.reset()
             return self._json(200, {"reset": True})
         if path == "/_control/stats" and self.command == "GET":
@@ -167,8 +266,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def _record_and_answer(self, body):
         conn_id = self.client_address[1]
+        event_id, source = _event_fields(body)
         with STATE.lock:
             STATE.seq += 1
+            seq = STATE.seq
             STATE.in_flight += 1
             STATE.max_concurrency = max(STATE.max_concurrency, STATE.in_flight)
             STATE.connections.add(conn_id)
@@ -176,40 +277,89 @@ class Handler(BaseHTTPRequestHandler):
             failing = STATE.mode["fail_next"] > 0
             if failing:
                 STATE.mode["fail_next"] -= 1
-            STATE.records.append({
-                "seq": STATE.seq,
+            # one uniform draw decides this request's random fault, if any
+            r = STATE.rng.random()
+            partial = STATE.rng.random()
+            choice = STATE.rng.random()
+            pause = float(mode.get("hang") or 0) + float(mode.get("delay") or 0)
+            fault = None
+            status = int(mode["status"])
+            drop = bool(mode.get("drop"))
+            p_fail = float(mode.get("random_fail") or 0)
+            p_drop = float(mode.get("random_drop") or 0)
+            p_hang = float(mode.get("random_hang") or 0)
+            if float(mode.get("hang") or 0) > 0:
+                fault = "hang"
+            if failing:
+                fault, status = "fail", int(mode.get("fail_status", 500))
+            elif r < p_fail:
+                statuses = mode.get("random_fail_statuses") or [500]
+                fault, status = "fail", int(statuses[int(choice * len(statuses)) % len(statuses)])
+            elif r < p_fail + p_drop:
+                drop = True
+            elif r < p_fail + p_drop + p_hang:
+                fault = "hang"
+                pause += float(mode.get("random_hang_seconds") or 0)
+            if drop:
+                fault = "drop_partial" if partial < float(mode.get("drop_partial") or 0) else "drop"
+                status = None
+            record = {
+                "seq": seq,
+                "pid": os.getpid(),
                 "time": time.time(),
                 "method": self.command,
                 "path": self.path,
-                "request_version": self.request_version,
-                "headers": [[k, v] for k, v in self.headers.items()],
-                "body": base64.b64encode(body).decode("ascii"),
+                "id": event_id,
+                "source": source,
+                "status": status,
+                "fault": fault,
+                "done": False,
+                "client_gone": False,
                 "connection": conn_id,
-            })
+            }
+            STATE.write_line(dict({k: record[k] for k in LEAN_KEYS if k not in ("done", "client_gone")},
+                                  phase="answer"))
+            if not STATE.lean:
+                record.update({
+                    "request_version": self.request_version,
+                    "headers": [[k, v] for k, v in self.headers.items()],
+                    "body": base64.b64encode(body).decode("ascii"),
+                })
+            STATE.records.append(record)
+        client_gone = False
         try:
-            pause = float(mode.get("hang") or 0) + float(mode.get("delay") or 0)
             if pause > 0:
                 time.sleep(pause)
-            if mode.get("drop"):
-                # Answer nothing; reset the connection (RST via SO_LINGER 0).
+                client_gone = _peer_closed(self.connection)
+            if drop:
+                if fault == "drop_partial":
+                    # part of an answer, then a reset: cut in the head or in the body
+                    whole = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                             b"Content-Length: 11\r\n\r\n{\"ok\":true}")
+                    cut = whole.index(b"\r\n\r\n") + 4 + 5 if choice < 0.5 else 20
+                    try:
+                        self.connection.sendall(whole[:cut])
+                    except OSError:
+                        pass
+                # Answer nothing (more); reset the connection (RST via SO_LINGER 0).
                 try:
                     self.connection.setsockopt(
                         socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 except OSError:
                     pass
                 self.close_connection = True
-                return
-            if failing:
-                status = int(mode.get("fail_status", 500))
+            elif fault == "fail":
                 self._send(status, json.dumps({"error": "injected failure", "status": status}))
             else:
-                self._send(int(mode["status"]), mode["body"],
-                           mode.get("content_type") or "application/json")
+                self._send(status, mode["body"], mode.get("content_type") or "application/json")
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
         finally:
             with STATE.lock:
                 STATE.in_flight -= 1
+                record["done"] = True
+                record["client_gone"] = client_gone
+                STATE.write_line({"seq": seq, "phase": "done", "client_gone": client_gone})
 
 
 class Server(ThreadingHTTPServer):
@@ -222,7 +372,15 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--record-file", help="append every record to this JSON-lines file (kept across restarts)")
+    ap.add_argument("--lean", action="store_true", help="keep no headers/bodies in memory")
     args = ap.parse_args(argv)
+    if args.record_file:
+        with STATE.lock:
+            STATE.record_path = args.record_file
+            STATE.reset()
+            STATE.record_fd = os.open(args.record_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    STATE.lean = args.lean
     httpd = Server((args.host, args.port), Handler)
     print("READY %d" % httpd.server_address[1], flush=True)
     try:
