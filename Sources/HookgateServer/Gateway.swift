@@ -70,7 +70,7 @@ public final class Gateway {
                 event_base_loop(worker.base, EVLOOP_NO_EXIT_ON_EMPTY)
                 threads.leave()
             }
-            thread.name = "hookgate-worker-\(worker.index)"
+            thread.name = "hg-worker-\(worker.index)"  // Linux keeps 15 characters
             thread.stackSize = 8 << 20
             thread.start()
         }
@@ -103,9 +103,16 @@ public final class Gateway {
         }
     }
 
-    /// Blocks until every worker has stopped.
+    /// Blocks until every worker has stopped. The calling thread stops taking SIGTERM, SIGINT and
+    /// SIGHUP so that the kernel hands them to a loop thread, where libevent turns them into events
+    /// (the workers were started before this, with the signals unblocked).
     public func wait() {
+        var signals = sigset_t()
+        sigemptyset(&signals)
+        for number in [SIGTERM, SIGINT, SIGHUP] { sigaddset(&signals, number) }
+        pthread_sigmask(SIG_BLOCK, &signals, nil)
         threads.wait()
+        pthread_sigmask(SIG_UNBLOCK, &signals, nil)
         for event in signalEvents { event_free(event) }
         if let drainTimer { event_free(drainTimer) }
         signalEvents.removeAll()

@@ -127,6 +127,12 @@ final class UpstreamConnection {
         fail(.timedOut)
     }
 
+    /// Drops the connection and its job without reporting (the worker is being torn down).
+    func abandon() {
+        job = nil
+        close()
+    }
+
     private func readable() {
         guard let bev else { return }
         let input = bufferevent_get_input(bev)!
@@ -277,6 +283,8 @@ final class UpstreamPool {
     private var busy = 0
     private var waiting: [ForwardJob] = []
     private var waitingHead = 0
+    /// Every job placed and not yet ended, so that a teardown can release them.
+    private var active: [ObjectIdentifier: ForwardJob] = [:]
     /// Requests waiting beyond this many are refused at once (503) instead of queued.
     static let maximumWaiting = 10_000
 
@@ -299,7 +307,23 @@ final class UpstreamPool {
     }
 
     func submit(_ job: ForwardJob) {
+        active[ObjectIdentifier(job)] = job
         place(job)
+    }
+
+    /// Releases every job still in the pool when the loop has ended with forwards in flight (the
+    /// shutdown grace expired): their timers, connections and exchanges are freed, nothing is
+    /// reported.
+    func abandonAll() {
+        for job in active.values {
+            job.connection?.abandon()
+            job.connection = nil
+            _ = job.finish()
+        }
+        active.removeAll()
+        waiting.removeAll()
+        waitingHead = 0
+        idle.removeAll()
     }
 
     private func place(_ job: ForwardJob) {
@@ -358,6 +382,7 @@ final class UpstreamPool {
     }
 
     private func end(_ job: ForwardJob, outcome: UpstreamOutcome? = nil, reply: UpstreamReply? = nil, busy rejection: Rejection? = nil) {
+        active[ObjectIdentifier(job)] = nil
         guard job.finish() else { return }
         job.exchange.worker.finishForward(job, outcome: outcome, reply: reply, busy: rejection)
     }

@@ -46,6 +46,7 @@ final class Worker {
         let open = connections.values
         connections.removeAll()
         for connection in open { connection.detach() }
+        for pool in Array(pools.values) + retiring { pool.abandonAll() }
         pools.removeAll()
         retiring.removeAll()
         if let listener { evconnlistener_free(listener) }
