@@ -1,11 +1,16 @@
 #!/usr/bin/env python3
 """The Flask receiver from the VECU "Webhook Setup" guide, made runnable.
 
+It is also the application behind hookgate in docker/compose.yaml (served there by gunicorn as
+``app:app``; docker/app/Dockerfile copies this file).
+
 Changes from the guide, and only these:
   * the handler body is indented (the guide's copy lost its indentation);
   * handle_vehicle_released / handle_credential_revoked are defined as no-ops;
-  * it is served on 127.0.0.1 with the port from --port or $PORT (0 = pick one),
-    printing ``READY <port>`` on stdout once listening.
+  * when $VECU_WEBHOOK_SECRET is unset, the secret is read from the file named by
+    $VECU_WEBHOOK_SECRET_FILE (a compose secret or a Kubernetes Secret);
+  * run as a script, it is served on 127.0.0.1 with the port from --port or $PORT (0 = pick
+    one), printing ``READY <port>`` on stdout once listening.
 
 Signature verification is exactly the guide's: HMAC-SHA256 over
 "{X-VECU-Timestamp}.{body utf-8}" with $VECU_WEBHOOK_SECRET, compared after
@@ -17,6 +22,10 @@ import hashlib
 import hmac
 import os
 from flask import Flask, request, jsonify
+
+if "VECU_WEBHOOK_SECRET" not in os.environ and os.environ.get("VECU_WEBHOOK_SECRET_FILE"):
+    with open(os.environ["VECU_WEBHOOK_SECRET_FILE"], encoding="utf-8") as f:
+        os.environ["VECU_WEBHOOK_SECRET"] = f.read().rstrip("\r\n")
 
 app = Flask('vecu-webhook')
 WEBHOOK_SECRET = os.environ["VECU_WEBHOOK_SECRET"] # Set in your environment
