@@ -26,21 +26,20 @@ public struct ForwardedHeaders {
         var connectionListed: Set<String> = []
         var forwardedFor: String?
         var host: String?
-        let lowered = inbound.map { $0.name.lowercased() }
-        for (k, (_, value)) in inbound.enumerated() {
-            switch lowered[k] {
-            case "connection": connectionListed.formUnion(HeaderPolicy.connectionListed(value))
-            case "x-forwarded-for": forwardedFor = forwardedFor.map { "\($0), \(value)" } ?? value
-            case "host": host = host ?? value
-            default: break
+        for (name, value) in inbound {
+            if HeaderList.sameName(name, "connection") {
+                connectionListed.formUnion(HeaderPolicy.connectionListed(value))
+            } else if HeaderList.sameName(name, "x-forwarded-for") {
+                forwardedFor = forwardedFor.map { "\($0), \(value)" } ?? value
+            } else if HeaderList.sameName(name, "host") {
+                host = host ?? value
             }
         }
         var out: [(name: String, value: String)] = []
         out.reserveCapacity(inbound.count + 8 + addHeaders.count)
-        for (k, header) in inbound.enumerated() {
-            let lower = lowered[k]
-            if lower == "x-forwarded-for" || lower == "x-request-id" { continue }
-            if HeaderPolicy.isDroppedWhenForwarding(lowercased: lower, connectionListed: connectionListed) { continue }
+        for header in inbound {
+            if HeaderList.sameName(header.name, "x-forwarded-for") || HeaderList.sameName(header.name, "x-request-id") { continue }
+            if HeaderPolicy.isDroppedWhenForwarding(header.name, connectionListed: connectionListed) { continue }
             out.append(header)
         }
         out.append(("X-Forwarded-For", forwardedFor.map { "\($0), \(context.clientAddress)" } ?? context.clientAddress))

@@ -18,13 +18,28 @@ public enum HeaderPolicy {
 
     /// Whether an inbound header is dropped before forwarding. `connectionListed` holds the
     /// lower-cased names the inbound `Connection` header declared hop-by-hop.
+    /// Compares without allocating: this runs for every header of every forward and answer.
     public static func isDroppedWhenForwarding(_ name: String, connectionListed: Set<String> = []) -> Bool {
-        isDroppedWhenForwarding(lowercased: name.lowercased(), connectionListed: connectionListed)
+        var name = name
+        let dropped = name.withUTF8 { bytes -> Bool in
+            if hasPrefixIgnoringCase(bytes, proxyPrefix) || hasPrefixIgnoringCase(bytes, ownedPrefix) { return true }
+            return droppedNames.contains { $0.count == bytes.count && hasPrefixIgnoringCase(bytes, $0) }
+        }
+        return dropped || (!connectionListed.isEmpty && connectionListed.contains(name.lowercased()))
     }
 
-    static func isDroppedWhenForwarding(lowercased lower: String, connectionListed: Set<String>) -> Bool {
-        hopByHop.contains(lower) || lower.hasPrefix("proxy-") || lower.hasPrefix(gatewayPrefix)
-            || gatewaySet.contains(lower) || (!connectionListed.isEmpty && connectionListed.contains(lower))
+    private static let droppedNames: [[UInt8]] = (hopByHop.union(gatewaySet)).map { Array($0.utf8) }
+    private static let proxyPrefix = Array("proxy-".utf8)
+    private static let ownedPrefix = Array(gatewayPrefix.utf8)
+
+    /// `bytes` starts with the lower-case ASCII `prefix`, ignoring the case of `bytes`.
+    static func hasPrefixIgnoringCase(_ bytes: UnsafeBufferPointer<UInt8>, _ prefix: [UInt8]) -> Bool {
+        guard bytes.count >= prefix.count else { return false }
+        for i in 0..<prefix.count {
+            let c = bytes[i]
+            if (c >= 0x41 && c <= 0x5A ? c | 0x20 : c) != prefix[i] { return false }
+        }
+        return true
     }
 
     /// Names the route's `add_headers` may not use: those the gateway owns or recomputes.

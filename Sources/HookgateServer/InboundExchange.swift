@@ -82,8 +82,8 @@ final class InboundExchange {
     func relay(status: Int, reply: UpstreamReply) {
         var relayed: [(String, String)] = []
         for (name, value) in reply.head.headers {
-            let lower = name.lowercased()
-            if HeaderPolicy.isDroppedWhenForwarding(lower) || lower == "x-request-id" || lower == "date" { continue }
+            if HeaderPolicy.isDroppedWhenForwarding(name) || HeaderList.sameName(name, "x-request-id")
+                || HeaderList.sameName(name, "date") { continue }
             relayed.append((name, value))
         }
         send(status: status, body: reply.body, headers: relayed, close: false,
