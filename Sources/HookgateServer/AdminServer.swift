@@ -38,8 +38,9 @@ final class AdminServer {
     }
 
     func start() {
-        let thread = Thread { [base, done] in
-            event_base_loop(base, EVLOOP_NO_EXIT_ON_EMPTY)
+        nonisolated(unsafe) let loop = base  // used only by the thread started here
+        let thread = Thread { [done] in
+            event_base_loop(loop, EVLOOP_NO_EXIT_ON_EMPTY)
             done.signal()
         }
         thread.name = "hookgate-admin"

@@ -32,8 +32,9 @@ public final class EchoUpstream {
             evhttp_send_reply(request!, 200, "OK", out)
             evbuffer_free(out)
         }, Unmanaged.passUnretained(self).toOpaque())
-        let thread = Thread { [base, done] in
-            event_base_loop(base, EVLOOP_NO_EXIT_ON_EMPTY)
+        nonisolated(unsafe) let loop = base  // used only by the thread started here
+        let thread = Thread { [done] in
+            event_base_loop(loop, EVLOOP_NO_EXIT_ON_EMPTY)
             done.signal()
         }
         thread.start()
