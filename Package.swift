@@ -69,16 +69,16 @@ let package = Package(
 // HOOKGATE_FUZZ is set, so that the normal build is unchanged. Build them with
 //   HOOKGATE_FUZZ=1 swift build --scratch-path .build-fuzz -c debug \
 //     -Xswiftc -sanitize=fuzzer,address --product FuzzEnvelope
-// Each target's LLVMFuzzerTestOneInput is a @_cdecl function; its main.swift hands argc/argv to
-// libFuzzer's LLVMFuzzerRunDriver (SwiftPM aliases `main` to the module's top-level code, so
-// libFuzzer's own main cannot be used).
+// Each target's main.swift hands its test function to FuzzDriver, which runs libFuzzer's driver
+// (SwiftPM aliases `main` to the module's top-level code, so libFuzzer's own main cannot be used).
 import Foundation
 
 if !(ProcessInfo.processInfo.environment["HOOKGATE_FUZZ"] ?? "").isEmpty {
+    package.targets.append(.target(name: "FuzzDriver", path: "fuzz/Sources/FuzzDriver"))
     for name in ["FuzzSignature", "FuzzTimestamp", "FuzzEnvelope", "FuzzHTTPHead", "FuzzConfig"] {
         package.targets.append(.executableTarget(
             name: name,
-            dependencies: ["HookgateCore"],
+            dependencies: ["HookgateCore", "FuzzDriver"],
             path: "fuzz/Sources/\(name)"
         ))
         package.products.append(.executable(name: name, targets: [name]))
