@@ -59,26 +59,4 @@ public struct ForwardedHeaders {
         if HeaderPolicy.isValidValue(value) { return value }
         return String(value.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? "?" : Character($0) })
     }
-
-    /// The request head sent to the upstream, rendered once: `POST target HTTP/1.1`, `Host`,
-    /// the forwarded headers, and the body's exact length.
-    public static func renderRequestHead(target: String, authority: String, headers: [(name: String, value: String)],
-                                         contentLength: Int) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(256 + headers.count * 48)
-        out += "POST ".utf8
-        out += target.utf8
-        out += " HTTP/1.1\r\nHost: ".utf8
-        out += authority.utf8
-        for (name, value) in headers {
-            out += "\r\n".utf8
-            out += name.utf8
-            out += ": ".utf8
-            out += value.utf8
-        }
-        out += "\r\nContent-Length: ".utf8
-        out += String(contentLength).utf8
-        out += "\r\n\r\n".utf8
-        return out
-    }
 }

@@ -197,24 +197,10 @@ final class InboundConnection {
         let output = bufferevent_get_output(bev)!
         let length = answer.map { evbuffer_get_length($0) } ?? 0
         let keepAlive = wanted && head.keepAlive && !head.method.isEmpty && !peerClosed
-        var text: [UInt8] = []
-        text.reserveCapacity(256)
-        text += "HTTP/1.1 ".utf8
-        text += String(status).utf8
-        text.append(0x20)
-        text += HTTPStatusPhrase.phrase(status).utf8
-        for (name, value) in headers {
-            text += "\r\n".utf8
-            text += name.utf8
-            text += ": ".utf8
-            text += value.utf8
-        }
-        text += "\r\nDate: ".utf8
-        text += worker.httpDate().utf8
-        text += "\r\nContent-Length: ".utf8
-        text += String(length).utf8
-        if !keepAlive { text += "\r\nConnection: close".utf8 } else if head.version == .http10 { text += "\r\nConnection: keep-alive".utf8 }
-        text += "\r\n\r\n".utf8
+        var fields = headers
+        fields.append(("Date", worker.httpDate()))
+        if !keepAlive { fields.append(("Connection", "close")) } else if head.version == .http10 { fields.append(("Connection", "keep-alive")) }
+        let text = HTTPHeadText.response(status: status, headers: fields, contentLength: length)
         text.withUnsafeBytes { _ = evbuffer_add(output, $0.baseAddress, $0.count) }
         if let answer, head.method != "HEAD" { evbuffer_add_buffer(output, answer) }
         evbuffer_drain(body, evbuffer_get_length(body))

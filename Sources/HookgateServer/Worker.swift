@@ -225,7 +225,7 @@ final class Worker {
             context: .init(clientAddress: exchange.connection.clientAddress, scheme: tls ? "https" : "http",
                            requestID: exchange.requestID, envelope: envelope),
             addHeaders: route.upstream.addHeaders)
-        let head = ForwardedHeaders.renderRequestHead(target: route.upstream.url.target, authority: route.upstreamAuthority,
+        let head = HTTPHeadText.request(target: route.upstream.url.target, authority: route.upstreamAuthority,
                                                       headers: headers, contentLength: evbuffer_get_length(exchange.body))
         let pool = self.pool(for: route)
         gateway.forwardStarted()
