@@ -35,35 +35,35 @@ public struct AccessLogRecord {
     public func jsonLine() -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(320)
-        out += #"{"time":"#.utf8
+        out.appendUTF8(#"{"time":"#)
         JSONText.appendQuoted(time, to: &out)
-        out += #","level":"info","msg":"request","client":"#.utf8
+        out.appendUTF8(#","level":"info","msg":"request","client":"#)
         JSONText.appendQuoted(client, to: &out)
-        out += #","duration_ms":"#.utf8
+        out.appendUTF8(#","duration_ms":"#)
         appendMilliseconds(durationMicroseconds, to: &out)
-        if let eventID { out += #","event.id":"#.utf8; JSONText.appendQuoted(eventID, to: &out) }
-        if let eventSource { out += #","event.source":"#.utf8; JSONText.appendQuoted(eventSource, to: &out) }
-        if let eventType { out += #","event.type":"#.utf8; JSONText.appendQuoted(eventType, to: &out) }
-        out += #","outcome":"#.utf8
+        if let eventID { out.appendUTF8(#","event.id":"#); JSONText.appendQuoted(eventID, to: &out) }
+        if let eventSource { out.appendUTF8(#","event.source":"#); JSONText.appendQuoted(eventSource, to: &out) }
+        if let eventType { out.appendUTF8(#","event.type":"#); JSONText.appendQuoted(eventType, to: &out) }
+        out.appendUTF8(#","outcome":"#)
         JSONText.appendQuoted(outcome, to: &out)
-        if let reason { out += #","reason":"#.utf8; JSONText.appendQuoted(reason, to: &out) }
-        out += #","request_id":"#.utf8
+        if let reason { out.appendUTF8(#","reason":"#); JSONText.appendQuoted(reason, to: &out) }
+        out.appendUTF8(#","request_id":"#)
         JSONText.appendQuoted(requestID, to: &out)
-        if let route { out += #","route":"#.utf8; JSONText.appendQuoted(route, to: &out) }
-        out += #","status":"#.utf8
-        out += String(status).utf8
-        if let upstreamStatus { out += #","upstream.status":"#.utf8; out += String(upstreamStatus).utf8 }
-        out += "}\n".utf8
+        if let route { out.appendUTF8(#","route":"#); JSONText.appendQuoted(route, to: &out) }
+        out.appendUTF8(#","status":"#)
+        out.appendUTF8(String(status))
+        if let upstreamStatus { out.appendUTF8(#","upstream.status":"#); out.appendUTF8(String(upstreamStatus)) }
+        out.appendUTF8("}\n")
         return out
     }
 
     private func appendMilliseconds(_ microseconds: Int64, to out: inout [UInt8]) {
         let value = max(0, microseconds)
-        out += String(value / 1000).utf8
+        out.appendUTF8(String(value / 1000))
         out.append(UInt8(ascii: "."))
         let fraction = value % 1000
         if fraction < 100 { out.append(UInt8(ascii: "0")) }
         if fraction < 10 { out.append(UInt8(ascii: "0")) }
-        out += String(fraction).utf8
+        out.appendUTF8(String(fraction))
     }
 }

@@ -6,10 +6,10 @@ public enum HTTPHeadText {
                                contentLength: Int) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(256 + headers.count * 48)
-        out += "POST ".utf8
-        out += target.utf8
-        out += " HTTP/1.1\r\nHost: ".utf8
-        out += authority.utf8
+        out.appendUTF8("POST ")
+        out.appendUTF8(target)
+        out.appendUTF8(" HTTP/1.1\r\nHost: ")
+        out.appendUTF8(authority)
         append(headers, to: &out)
         finish(contentLength: contentLength, to: &out)
         return out
@@ -19,10 +19,10 @@ public enum HTTPHeadText {
     public static func response(status: Int, headers: [(String, String)], contentLength: Int) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(256 + headers.count * 48)
-        out += "HTTP/1.1 ".utf8
-        out += String(status).utf8
+        out.appendUTF8("HTTP/1.1 ")
+        out.appendUTF8(String(status))
         out.append(0x20)
-        out += HTTPStatusPhrase.phrase(status).utf8
+        out.appendUTF8(HTTPStatusPhrase.phrase(status))
         append(headers, to: &out)
         finish(contentLength: contentLength, to: &out)
         return out
@@ -30,16 +30,16 @@ public enum HTTPHeadText {
 
     private static func append(_ headers: [(String, String)], to out: inout [UInt8]) {
         for (name, value) in headers {
-            out += "\r\n".utf8
-            out += name.utf8
-            out += ": ".utf8
-            out += value.utf8
+            out.appendUTF8("\r\n")
+            out.appendUTF8(name)
+            out.appendUTF8(": ")
+            out.appendUTF8(value)
         }
     }
 
     private static func finish(contentLength: Int, to out: inout [UInt8]) {
-        out += "\r\nContent-Length: ".utf8
-        out += String(contentLength).utf8
-        out += "\r\n\r\n".utf8
+        out.appendUTF8("\r\nContent-Length: ")
+        out.appendUTF8(String(contentLength))
+        out.appendUTF8("\r\n\r\n")
     }
 }

@@ -98,6 +98,11 @@ public enum JSONText {
         var text = s
         var i = 0
         text.withUTF8 { bytes in
+            // Most values (ids, routes, codes) need no escaping: copy them whole.
+            if !bytes.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C || $0 == 0x7F || $0 == 0xE2 }) {
+                out.append(contentsOf: bytes)
+                i = bytes.count
+            }
             while i < bytes.count {
                 let c = bytes[i]
                 switch c {
@@ -119,5 +124,13 @@ public enum JSONText {
             }
         }
         out.append(UInt8(ascii: "\""))
+    }
+}
+
+extension Array where Element == UInt8 {
+    /// Appends a string's UTF-8 bytes with one copy (appending `.utf8` iterates byte by byte).
+    mutating func appendUTF8(_ s: String) {
+        var s = s
+        s.withUTF8 { append(contentsOf: $0) }
     }
 }
