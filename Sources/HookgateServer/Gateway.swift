@@ -16,7 +16,6 @@ public final class Gateway {
     private var drainTimer: OpaquePointer?
     private var drainDeadline: Int64 = 0
     private let log: Logger
-    private let accessLog: Logger
     let metrics = GatewayMetrics()
     private var admin: AdminServer?
     private let serving = Locked(false)
@@ -26,15 +25,18 @@ public final class Gateway {
     /// The port actually bound (useful when the configuration asks for port 0).
     public private(set) var port: UInt16 = 0
 
+    /// Whether each answered request is written to stdout as a JSON line.
+    private let writesAccessLog: Bool
+
     /// `configurationPath` is what SIGHUP re-reads; without it, reloading is off.
-    public init(configuration: Configuration, configurationPath: String? = nil) throws {
+    public init(configuration: Configuration, configurationPath: String? = nil, accessLog: Bool = true) throws {
         self.configurationPath = configurationPath
+        writesAccessLog = accessLog
         let runtime = try RuntimeConfiguration.make(configuration).get()
         for route in runtime.compiledRoutes { route.metrics = metrics.route(named: route.name) }
         runtimeBox = Locked(runtime)
         ledgers.configure(configuration.routes)
         log = Logger(label: "hookgate")
-        accessLog = Logger(label: "hookgate.access")
     }
 
     var runtime: RuntimeConfiguration { runtimeBox.withLock { $0 } }
@@ -209,6 +211,7 @@ public final class Gateway {
     func recordAnswer(_ exchange: InboundExchange, status: Int, outcome: Outcome, reason: Reason?, upstreamStatus: Int?, client: String) {
         let elapsed = MonotonicClock.microseconds() - exchange.startedMicroseconds
         (exchange.route?.metrics ?? metrics.unrouted).answered(outcome: outcome, reason: reason, microseconds: elapsed)
+        guard writesAccessLog else { return }
         let record = AccessLogRecord(
             time: JSONLogHandler.timestamp(), route: exchange.route?.name, eventID: exchange.envelope?.id,
             eventType: exchange.envelope?.type, eventSource: exchange.envelope?.source, outcome: outcome.rawValue,

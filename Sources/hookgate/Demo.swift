@@ -58,7 +58,7 @@ struct Demo: ParsableCommand {
             configuration.routes[i].upstream.url = UpstreamURL(parsing: "http://127.0.0.1:\(echo.port)/echo")!
         }
         let route = configuration.routes[0]
-        let gateway = try Gateway(configuration: configuration)
+        let gateway = try Gateway(configuration: configuration, accessLog: verbose)
         try gateway.start()
         print("hookgate demo: gateway on 127.0.0.1:\(gateway.port)\(route.path), echo upstream on 127.0.0.1:\(echo.port)")
         print("")
