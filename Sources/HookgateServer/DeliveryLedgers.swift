@@ -25,11 +25,6 @@ final class DeliveryLedgers {
         }
     }
 
-    func claim(route: String, key: EventKey) -> DeliveryLedger<WaitingCopy>.Claim {
-        let now = MonotonicClock.milliseconds()
-        return state.withLock { $0[route]!.claim(key, now: now) }
-    }
-
     /// Claims, and when the event is in flight adds `waiter`; returns nil if the waiter was added.
     func claimOrWait(route: String, key: EventKey, waiter: WaitingCopy) -> DeliveryLedger<WaitingCopy>.Claim? {
         let now = MonotonicClock.milliseconds()
