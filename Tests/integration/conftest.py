@@ -370,7 +370,7 @@ class Gateway:
         self.binary = binary
         self.workdir = Path(workdir)
         self.config = config
-        self.port = int(config["listen"].rsplit(":", 1)[1])
+        self.port = listen_port_of(config)
         self.config_path = self.workdir / ("hookgate-%d.yaml" % self.port)
         self.config_path.write_text(to_yaml(config) + "\n")
         self.stdout_path = self.workdir / ("hookgate-%d.stdout" % self.port)
@@ -673,25 +673,10 @@ class ExtGateway(Gateway):
     limits.max_connections), with helpers for HTTPS, reload (SIGHUP), signals, admin and metrics."""
 
     def __init__(self, binary, workdir, config, env_extra=None, env_remove=(), client_tls=None):
-        self.binary = binary
-        self.workdir = Path(workdir)
-        self.config = config
-        self.port = listen_port_of(config)
+        super().__init__(binary, workdir, config, env_extra, env_remove)
         self.tls = isinstance(config["listen"], dict) and "tls" in config["listen"]
         self.client_tls = client_tls
         self.admin_port = int(config["admin"]["listen"].rsplit(":", 1)[1]) if "admin" in config else None
-        self.config_path = self.workdir / ("hookgate-%d.yaml" % self.port)
-        self.config_path.write_text(to_yaml(config) + "\n")
-        self.stdout_path = self.workdir / ("hookgate-%d.stdout" % self.port)
-        self.stderr_path = self.workdir / ("hookgate-%d.stderr" % self.port)
-        env = dict(os.environ)
-        env["VECU_WEBHOOK_SECRET"] = SECRET
-        env.update(env_extra or {})
-        for k in env_remove:
-            env.pop(k, None)
-        self.env = env
-        self.proc = None
-        self.crashed = None
         self.expect_exit = False  # a test that stops the gateway itself sets this
 
     def start(self):
