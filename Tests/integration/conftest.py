@@ -383,7 +383,7 @@ class Gateway:
         self.env = env
         self.proc = None
         self.crashed = None
-        self.terminated_by_test = False
+        self.expect_exit = False  # a test that stops the gateway itself sets this
 
     def start(self):
         out = open(self.stdout_path, "wb")
@@ -455,7 +455,7 @@ class Gateway:
     def terminate(self, timeout=10.0):
         """SIGTERM (graceful shutdown) as part of a test; returns the exit code (None = still
         running after `timeout`). A gateway stopped this way is not reported as having died."""
-        self.terminated_by_test = True
+        self.expect_exit = True
         self.proc.send_signal(signal.SIGTERM)
         try:
             return self.proc.wait(timeout=timeout)
@@ -527,20 +527,7 @@ def start_gateway(hookgate_bin, tmp_path):
         return gw.start()
 
     yield start
-    dead = []
-    for gw in gateways:
-        if gw.proc is None:  # never started
-            continue
-        was_alive = gw.alive() or gw.terminated_by_test
-        gw.stop()
-        if not was_alive:
-            dead.append("hookgate on port %d exited with %s during the test\nstderr tail:\n%s" % (
-                gw.port, gw.proc.returncode, gw.stderr()[-2000:]))
-        if os.environ.get("HOOKGATE_SANITIZER") == "1":
-            report = gw.sanitizer_reports()
-            if report:
-                dead.append("sanitizer report from hookgate on port %d (%s):\n%s" % (
-                    gw.port, gw.stderr_path, report[-12000:]))
+    dead = _teardown_gateways(gateways)
     if dead:
         pytest.fail("\n".join(dead), pytrace=False)
 
@@ -677,7 +664,6 @@ class ExtGateway(Gateway):
         self.tls = isinstance(config["listen"], dict) and "tls" in config["listen"]
         self.client_tls = client_tls
         self.admin_port = int(config["admin"]["listen"].rsplit(":", 1)[1]) if "admin" in config else None
-        self.expect_exit = False  # a test that stops the gateway itself sets this
 
     def start(self):
         super().start()
@@ -769,7 +755,7 @@ def _launch(hookgate_bin, workdir, gateways, routes, tls=None, admin=False, clie
 def _teardown_gateways(gateways):
     dead = []
     for gw in gateways:
-        if gw.proc is None:
+        if gw.proc is None:  # never started
             continue
         was_alive = gw.alive()
         gw.stop()
