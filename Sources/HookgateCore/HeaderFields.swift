@@ -27,10 +27,8 @@ public struct HeaderList: HeaderFields, Sendable {
 
     /// ASCII case-insensitive comparison without allocating.
     public static func sameName(_ a: String, _ b: String) -> Bool {
-        var a = a
-        var b = b
-        return a.withUTF8 { x in
-            b.withUTF8 { y in
+        a.withUTF8Bytes { x in
+            b.withUTF8Bytes { y in
                 guard x.count == y.count else { return false }
                 for i in 0..<x.count where x[i] != y[i] {
                     let lx = x[i] >= 0x41 && x[i] <= 0x5A ? x[i] | 0x20 : x[i]

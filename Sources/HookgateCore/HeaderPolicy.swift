@@ -20,8 +20,7 @@ public enum HeaderPolicy {
     /// lower-cased names the inbound `Connection` header declared hop-by-hop.
     /// Compares without allocating: this runs for every header of every forward and answer.
     public static func isDroppedWhenForwarding(_ name: String, connectionListed: Set<String> = []) -> Bool {
-        var name = name
-        let dropped = name.withUTF8 { bytes -> Bool in
+        let dropped = name.withUTF8Bytes { bytes -> Bool in
             if hasPrefixIgnoringCase(bytes, proxyPrefix) || hasPrefixIgnoringCase(bytes, ownedPrefix) { return true }
             return droppedNames.contains { $0.count == bytes.count && hasPrefixIgnoringCase(bytes, $0) }
         }

@@ -95,9 +95,8 @@ public enum JSONText {
     public static func appendQuoted(_ s: String, to out: inout [UInt8]) {
         let hexDigits: StaticString = "0123456789abcdef"
         out.append(UInt8(ascii: "\""))
-        var text = s
         var i = 0
-        text.withUTF8 { bytes in
+        s.withUTF8Bytes { bytes in
             // Most values (ids, routes, codes) need no escaping: copy them whole.
             if !bytes.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C || $0 == 0x7F || $0 == 0xE2 }) {
                 out.append(contentsOf: bytes)
@@ -130,7 +129,6 @@ public enum JSONText {
 extension Array where Element == UInt8 {
     /// Appends a string's UTF-8 bytes with one copy (appending `.utf8` iterates byte by byte).
     mutating func appendUTF8(_ s: String) {
-        var s = s
-        s.withUTF8 { append(contentsOf: $0) }
+        s.withUTF8Bytes { append(contentsOf: $0) }
     }
 }

@@ -44,8 +44,7 @@ public struct VecuSignatureScheme: SignatureScheme {
 
     /// `sha256=` (exactly, lower case) followed by 64 hex digits of either case.
     public static func parseSignature(_ text: String) -> Digest32? {
-        var text = text
-        return text.withUTF8 { bytes in
+        text.withUTF8Bytes { bytes in
             guard bytes.count == prefix.count + 64, bytes.starts(with: prefix) else { return nil }
             return Digest32(hex: UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(bytes)[prefix.count...]))
         }
@@ -59,8 +58,7 @@ public struct VecuSignatureScheme: SignatureScheme {
 
     private func matchesAnyKey(_ claimed: Digest32, timestamp: String, body: some ByteSegments) -> Bool {
         var matched = false
-        var stamp = timestamp
-        stamp.withUTF8 { stampBytes in
+        timestamp.withUTF8Bytes { stampBytes in
             for key in keys {
                 let digest = key.authenticate { emit in
                     emit(UnsafeRawBufferPointer(stampBytes))

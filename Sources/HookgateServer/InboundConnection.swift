@@ -194,15 +194,15 @@ final class InboundConnection {
     /// Writes one answer. `keepAlive` false closes the connection once it is written.
     func respond(status: Int, headers: [(String, String)], body answer: OpaquePointer?, keepAlive wanted: Bool) {
         guard case .processing(let head) = state, let bev else { return }
-        let output = bufferevent_get_output(bev)!
         let length = answer.map { evbuffer_get_length($0) } ?? 0
         let keepAlive = wanted && head.keepAlive && !head.method.isEmpty && !peerClosed
         var fields = headers
         fields.append(("Date", worker.httpDate()))
         if !keepAlive { fields.append(("Connection", "close")) } else if head.version == .http10 { fields.append(("Connection", "keep-alive")) }
         let text = HTTPHeadText.response(status: status, headers: fields, contentLength: length)
-        text.withUnsafeBytes { _ = evbuffer_add(output, $0.baseAddress, $0.count) }
-        if let answer, head.method != "HEAD" { evbuffer_add_buffer(output, answer) }
+        let written = text.withUnsafeBytes {
+            SocketWrite.send(head: $0, body: head.method == "HEAD" ? nil : answer, on: bev, direct: !isTLS)
+        }
         evbuffer_drain(body, evbuffer_get_length(body))
         if keepAlive {
             state = .idle
@@ -214,6 +214,7 @@ final class InboundConnection {
         } else {
             state = .closing
             arm(5_000)  // a client that never reads its answer does not hold the connection
+            if written { writable() }  // nothing queued: the bufferevent will not call back
         }
     }
 

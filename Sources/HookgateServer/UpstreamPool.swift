@@ -77,9 +77,13 @@ final class UpstreamConnection {
     private var job: ForwardJob?
     private let body: OpaquePointer = evbuffer_new()
     private(set) var closed = false
+    private let isTLS: Bool
+    /// The socket is connected (writes may go to it directly).
+    private var connected = false
 
     init?(pool: UpstreamPool, base: OpaquePointer, dns: OpaquePointer?, url: UpstreamURL, tls: TLSContext?, verify: Bool) {
         self.pool = pool
+        isTLS = tls != nil
         let options = Int32(BEV_OPT_CLOSE_ON_FREE.rawValue)
         if let tls {
             guard let ssl = tls.clientSession(host: url.host, verify: verify),
@@ -117,9 +121,9 @@ final class UpstreamConnection {
         }
         self.job = job
         phase = .waitingHead
-        let output = bufferevent_get_output(bev)!
-        job.requestHead.withUnsafeBytes { _ = evbuffer_add(output, $0.baseAddress, $0.count) }
-        evbuffer_add_buffer(output, job.exchange.body)
+        _ = job.requestHead.withUnsafeBytes {
+            SocketWrite.send(head: $0, body: job.exchange.body, on: bev, direct: connected && !isTLS)
+        }
     }
 
     /// The forward ran out of time: the answer can no longer be trusted to arrive whole.
@@ -205,6 +209,7 @@ final class UpstreamConnection {
 
     private func event(_ events: Int16) {
         if events & Int16(BEV_EVENT_CONNECTED) != 0 {
+            connected = true
             if let bev { Self.disableNagle(bev) }
             return
         }
