@@ -34,7 +34,13 @@ public struct AccessLogRecord {
     /// `{"time":...,"level":"info","msg":"request",...}\n`; absent values are left out.
     public func jsonLine() -> [UInt8] {
         var out: [UInt8] = []
-        out.reserveCapacity(320)
+        out.reserveCapacity(512)
+        appendJSONLine(to: &out)
+        return out
+    }
+
+    /// The same line, appended to `out`.
+    public func appendJSONLine(to out: inout [UInt8]) {
         out.appendUTF8(#"{"time":"#)
         JSONText.appendQuoted(time, to: &out)
         out.appendUTF8(#","level":"info","msg":"request","client":"#)
@@ -51,19 +57,18 @@ public struct AccessLogRecord {
         JSONText.appendQuoted(requestID, to: &out)
         if let route { out.appendUTF8(#","route":"#); JSONText.appendQuoted(route, to: &out) }
         out.appendUTF8(#","status":"#)
-        out.appendUTF8(String(status))
-        if let upstreamStatus { out.appendUTF8(#","upstream.status":"#); out.appendUTF8(String(upstreamStatus)) }
+        out.appendDecimal(status)
+        if let upstreamStatus { out.appendUTF8(#","upstream.status":"#); out.appendDecimal(upstreamStatus) }
         out.appendUTF8("}\n")
-        return out
     }
 
     private func appendMilliseconds(_ microseconds: Int64, to out: inout [UInt8]) {
         let value = max(0, microseconds)
-        out.appendUTF8(String(value / 1000))
+        out.appendDecimal(Int(value / 1000))
         out.append(UInt8(ascii: "."))
         let fraction = value % 1000
         if fraction < 100 { out.append(UInt8(ascii: "0")) }
         if fraction < 10 { out.append(UInt8(ascii: "0")) }
-        out.appendUTF8(String(fraction))
+        out.appendDecimal(Int(fraction))
     }
 }

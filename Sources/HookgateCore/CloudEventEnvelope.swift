@@ -21,11 +21,13 @@ public struct CloudEventEnvelope: Sendable, Equatable {
     /// surrogates) whose top level is an object with string `id`, `source`, `type` (each
     /// non-empty) and `specversion` equal to "1.0". One of these keys appearing twice is an error,
     /// because two readers of the same body could then see two different events.
+    private static let keys = ["id", "source", "type", "specversion"]
+    private static let envelopeKeys = JSONScanner.Keys(keys)
+
     public static func parse(_ body: UnsafeRawBufferPointer) -> Result<CloudEventEnvelope, Rejection> {
         var scanner = JSONScanner(body)
         do {
-            let keys = ["id", "source", "type", "specversion"]
-            let values = try scanner.scanTopLevelObject(keys: keys)
+            let values = try scanner.scanTopLevelObject(keys: envelopeKeys)
             func text(_ key: String) throws -> String {
                 guard let value = values[keys.firstIndex(of: key)!] else { throw JSONScanner.Failure("missing \"\(key)\"") }
                 guard case .string(let s) = value else { throw JSONScanner.Failure("\"\(key)\" must be a string") }
@@ -72,12 +74,22 @@ struct JSONScanner {
 
     /// Validates the whole text and returns, for each of `keys`, the top-level value it names (nil
     /// when absent). Keys are compared as decoded bytes, so `"\u0069d"` is `id`.
-    mutating func scanTopLevelObject(keys: [String]) throws -> [TopLevelValue?] {
+    /// The top-level keys to keep, with their bytes computed once.
+    struct Keys {
+        let names: [String]
+        let bytes: [[UInt8]]
+        init(_ names: [String]) {
+            self.names = names
+            bytes = names.map { Array($0.utf8) }
+        }
+    }
+
+    mutating func scanTopLevelObject(keys: Keys) throws -> [TopLevelValue?] {
         if bytes.count >= 3, bytes[0] == 0xEF, bytes[1] == 0xBB, bytes[2] == 0xBF {
             throw Failure("byte order mark before the JSON text")
         }
-        let wanted = keys.map { Array($0.utf8) }
-        var found = [TopLevelValue?](repeating: nil, count: keys.count)
+        let wanted = keys.bytes
+        var found = [TopLevelValue?](repeating: nil, count: wanted.count)
         skipWhitespace()
         guard peek() == UInt8(ascii: "{") else { throw Failure("the top level must be a JSON object") }
         i += 1
@@ -92,7 +104,7 @@ struct JSONScanner {
                 try expect(UInt8(ascii: ":"))
                 skipWhitespace()
                 if let k = wanted.firstIndex(where: { matches(key, $0) }) {
-                    guard found[k] == nil else { throw Failure("\"\(keys[k])\" appears more than once") }
+                    guard found[k] == nil else { throw Failure("\"\(keys.names[k])\" appears more than once") }
                     if peek() == UInt8(ascii: "\"") {
                         found[k] = .string(text(of: try scanStringToken()))
                     } else {

@@ -16,40 +16,78 @@ public struct ForwardedHeaders {
         }
     }
 
-    /// `inbound` in arrival order; returns the upstream's headers in sending order (without Host
-    /// and Content-Length, which the connection sets).
-    public static func build(
-        inbound: [(name: String, value: String)],
+    /// One header to send: an inbound field passed on byte for byte, or one the gateway sets.
+    public enum Piece {
+        case inbound(Int)
+        case set(String, String)
+    }
+
+    /// The upstream's headers in sending order (without Host and Content-Length, which the
+    /// connection sets), given to `emit` one at a time.
+    public static func forEach(
+        inbound: HeaderList,
         context: Context,
-        addHeaders: [(name: String, value: String)]
-    ) -> [(name: String, value: String)] {
+        addHeaders: [(name: String, value: String)],
+        _ emit: (Piece) -> Void
+    ) {
         var connectionListed: Set<String> = []
         var forwardedFor: String?
         var host: String?
-        for (name, value) in inbound {
-            if HeaderList.sameName(name, "connection") {
-                connectionListed.formUnion(HeaderPolicy.connectionListed(value))
-            } else if HeaderList.sameName(name, "x-forwarded-for") {
+        for i in 0..<inbound.count {
+            if inbound.nameIs(i, "connection") {
+                connectionListed.formUnion(HeaderPolicy.connectionListed(inbound.value(at: i)))
+            } else if inbound.nameIs(i, "x-forwarded-for") {
+                let value = inbound.value(at: i)
                 forwardedFor = forwardedFor.map { "\($0), \(value)" } ?? value
-            } else if HeaderList.sameName(name, "host") {
-                host = host ?? value
+            } else if host == nil, inbound.nameIs(i, "host") {
+                host = inbound.value(at: i)
             }
         }
-        var out: [(name: String, value: String)] = []
-        out.reserveCapacity(inbound.count + 8 + addHeaders.count)
-        for header in inbound {
-            if HeaderList.sameName(header.name, "x-forwarded-for") || HeaderList.sameName(header.name, "x-request-id") { continue }
-            if HeaderPolicy.isDroppedWhenForwarding(header.name, connectionListed: connectionListed) { continue }
-            out.append(header)
+        for i in 0..<inbound.count {
+            if inbound.nameIs(i, "x-forwarded-for") || inbound.nameIs(i, "x-request-id") { continue }
+            if inbound.withFieldBytes(i, { name, _ in HeaderPolicy.isDroppedWhenForwarding(name, connectionListed: connectionListed) }) {
+                continue
+            }
+            emit(.inbound(i))
         }
-        out.append(("X-Forwarded-For", forwardedFor.map { "\($0), \(context.clientAddress)" } ?? context.clientAddress))
-        out.append(("X-Forwarded-Proto", context.scheme))
-        if let host { out.append(("X-Forwarded-Host", host)) }
-        out.append(("X-Request-Id", context.requestID))
-        out.append(("X-Hookgate-Verified", "hmac-sha256"))
-        out.append(("X-Hookgate-Event-Id", headerSafe(context.envelope.id)))
-        out.append(("X-Hookgate-Event-Type", headerSafe(context.envelope.type)))
-        out.append(contentsOf: addHeaders)
+        emit(.set("X-Forwarded-For", forwardedFor.map { "\($0), \(context.clientAddress)" } ?? context.clientAddress))
+        emit(.set("X-Forwarded-Proto", context.scheme))
+        if let host { emit(.set("X-Forwarded-Host", host)) }
+        emit(.set("X-Request-Id", context.requestID))
+        emit(.set("X-Hookgate-Verified", "hmac-sha256"))
+        emit(.set("X-Hookgate-Event-Id", headerSafe(context.envelope.id)))
+        emit(.set("X-Hookgate-Event-Type", headerSafe(context.envelope.type)))
+        for (name, value) in addHeaders { emit(.set(name, value)) }
+    }
+
+    /// The upstream request's head: `POST target`, `Host`, the forwarded headers, `Content-Length`.
+    public static func requestHead(
+        target: String, authority: String, inbound: HeaderList, context: Context,
+        addHeaders: [(name: String, value: String)], contentLength: Int
+    ) -> [UInt8] {
+        var writer = HeadWriter(postTo: target, authority: authority)
+        forEach(inbound: inbound, context: context, addHeaders: addHeaders) { piece in
+            switch piece {
+            case .inbound(let i): writer.add(field: i, of: inbound)
+            case .set(let name, let value): writer.add(name, value)
+            }
+        }
+        return writer.finish(contentLength: contentLength)
+    }
+
+    /// The same headers as name/value pairs.
+    public static func build(
+        inbound: HeaderList,
+        context: Context,
+        addHeaders: [(name: String, value: String)]
+    ) -> [(name: String, value: String)] {
+        var out: [(name: String, value: String)] = []
+        forEach(inbound: inbound, context: context, addHeaders: addHeaders) { piece in
+            switch piece {
+            case .inbound(let i): out.append((inbound.name(at: i), inbound.value(at: i)))
+            case .set(let name, let value): out.append((name, value))
+            }
+        }
         return out
     }
 

@@ -5,6 +5,7 @@ enum HTTPHeadLines {
     /// empty line. Bare LF, a CR without LF and NUL bytes are refused.
     static func split(_ bytes: UnsafeRawBufferPointer) -> Result<[UnsafeRawBufferPointer], HeadError> {
         var lines: [UnsafeRawBufferPointer] = []
+        lines.reserveCapacity(32)
         var start = 0
         var i = 0
         while i < bytes.count {
@@ -27,19 +28,23 @@ enum HTTPHeadLines {
 
     /// Header fields with the ones that decide framing and connection handling pulled out.
     struct Fields {
-        var headers: [(name: String, value: String)] = []
+        var headers = HeaderList([])
         var contentLength: Int?
         var transferEncoding: String?
         var repeatedTransferEncoding = false
-        var connectionTokens: [Substring] = []
+        /// `Connection` lists `close` / `keep-alive` (in any of its fields).
+        var connectionClose = false
+        var connectionKeepAlive = false
         var expect: String?
         var repeatedExpect = false
         var hostCount = 0
     }
 
-    static func parseFields(_ lines: ArraySlice<UnsafeRawBufferPointer>) -> Result<Fields, HeadError> {
+    /// `lines` are the field lines of `head` (slices of it); the fields keep one copy of `head`.
+    static func parseFields(_ lines: ArraySlice<UnsafeRawBufferPointer>, of head: UnsafeRawBufferPointer) -> Result<Fields, HeadError> {
         var fields = Fields()
-        fields.headers.reserveCapacity(lines.count)
+        var offsets: [HeaderList.Field] = []
+        offsets.reserveCapacity(lines.count)
         for field in lines {
             guard let first = field.first, first != 0x20, first != 0x09 else {
                 return .failure("obsolete line folding or empty field name")
@@ -52,13 +57,23 @@ enum HTTPHeadLines {
             while valueStart < valueEnd, field[valueStart] == 0x20 || field[valueStart] == 0x09 { valueStart += 1 }
             while valueEnd > valueStart, field[valueEnd - 1] == 0x20 || field[valueEnd - 1] == 0x09 { valueEnd -= 1 }
             let valueBytes = UnsafeRawBufferPointer(rebasing: field[valueStart..<valueEnd])
-            guard valueBytes.allSatisfy({ $0 == 0x09 || ($0 >= 0x20 && $0 != 0x7F) }) else {
-                return .failure("control character in a header value")
+            var ascii = true
+            for c in valueBytes {
+                guard c == 0x09 || (c >= 0x20 && c != 0x7F) else { return .failure("control character in a header value") }
+                if c >= 0x80 { ascii = false }
             }
-            guard let value = String(validating: valueBytes, as: UTF8.self) else { return .failure("header value is not UTF-8") }
-            let name = String(decoding: nameBytes, as: UTF8.self)
+            guard ascii || String(validating: valueBytes, as: UTF8.self) != nil else { return .failure("header value is not UTF-8") }
+            let at = field.baseAddress! - head.baseAddress!
+            offsets.append(HeaderList.Field(nameStart: Int32(at), nameEnd: Int32(at + colon),
+                                            valueStart: Int32(at + valueStart), valueEnd: Int32(at + valueEnd)))
+            func named(_ name: StaticString) -> Bool {
+                name.withUTF8Buffer { ASCIICase.equal(nameBytes.assumingMemoryBound(to: UInt8.self), $0) }
+            }
+            // The fields that decide framing and connection handling are rare but for one or two;
+            // only they become strings.
+            var value: String { String(decoding: valueBytes, as: UTF8.self) }
             switch nameBytes.count {
-            case 14 where HeaderList.sameName(name, "content-length"):
+            case 14 where named("content-length"):
                 for item in value.split(separator: ",", omittingEmptySubsequences: false) {
                     let digits = item.trimmingSpaces()
                     guard !digits.isEmpty, digits.count <= 15, digits.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
@@ -68,21 +83,29 @@ enum HTTPHeadLines {
                     if let known = fields.contentLength, known != n { return .failure("conflicting Content-Length values") }
                     fields.contentLength = n
                 }
-            case 17 where HeaderList.sameName(name, "transfer-encoding"):
+            case 17 where named("transfer-encoding"):
                 if fields.transferEncoding != nil { fields.repeatedTransferEncoding = true }
                 fields.transferEncoding = value.lowercased()
-            case 10 where HeaderList.sameName(name, "connection"):
-                fields.connectionTokens += value.lowercased().split(separator: ",").map { $0.trimmingSpaces() }
-            case 6 where HeaderList.sameName(name, "expect"):
+            case 10 where named("connection"):
+                for token in valueBytes.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: true) {
+                    var start = token.startIndex
+                    var end = token.endIndex
+                    while start < end, token[start] == 0x20 || token[start] == 0x09 { start += 1 }
+                    while end > start, token[end - 1] == 0x20 || token[end - 1] == 0x09 { end -= 1 }
+                    let word = UnsafeRawBufferPointer(rebasing: valueBytes[start..<end]).assumingMemoryBound(to: UInt8.self)
+                    if ("close" as StaticString).withUTF8Buffer({ ASCIICase.equal(word, $0) }) { fields.connectionClose = true }
+                    if ("keep-alive" as StaticString).withUTF8Buffer({ ASCIICase.equal(word, $0) }) { fields.connectionKeepAlive = true }
+                }
+            case 6 where named("expect"):
                 if fields.expect != nil { fields.repeatedExpect = true }
                 fields.expect = value.lowercased()
-            case 4 where HeaderList.sameName(name, "host"):
+            case 4 where named("host"):
                 fields.hostCount += 1
             default:
                 break
             }
-            fields.headers.append((name, value))
         }
+        fields.headers = HeaderList(bytes: Array(head), fields: offsets)
         return .success(fields)
     }
 

@@ -1,45 +1,95 @@
-/// HTTP/1.1 heads as bytes, for requests to the upstream and answers to senders. Rendered once
-/// per message straight into a byte array.
-public enum HTTPHeadText {
-    /// `POST target HTTP/1.1`, `Host`, `headers`, and the body's exact `Content-Length`.
-    public static func request(target: String, authority: String, headers: [(name: String, value: String)],
-                               contentLength: Int) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(256 + headers.count * 48)
+/// Builds an HTTP/1.1 head as bytes: the first line, then fields, then `Content-Length` and the
+/// blank line. Fields are appended as they come, from strings or straight from a parsed
+/// `HeaderList`'s bytes, so a relayed or forwarded header is copied once and never becomes a
+/// `String`.
+public struct HeadWriter {
+    private var out: [UInt8]
+
+    /// `POST target HTTP/1.1` and `Host`.
+    public init(postTo target: String, authority: String) {
+        out = []
+        out.reserveCapacity(1024)
         out.appendUTF8("POST ")
         out.appendUTF8(target)
         out.appendUTF8(" HTTP/1.1\r\nHost: ")
         out.appendUTF8(authority)
-        append(headers, to: &out)
-        finish(contentLength: contentLength, to: &out)
-        return out
     }
 
-    /// `HTTP/1.1 status phrase`, `headers`, and the body's exact `Content-Length`.
-    public static func response(status: Int, headers: [(String, String)], contentLength: Int) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(256 + headers.count * 48)
+    /// `HTTP/1.1 status phrase`.
+    public init(status: Int) {
+        out = []
+        out.reserveCapacity(512)
         out.appendUTF8("HTTP/1.1 ")
-        out.appendUTF8(String(status))
+        out.appendDecimal(status)
         out.append(0x20)
         out.appendUTF8(HTTPStatusPhrase.phrase(status))
-        append(headers, to: &out)
-        finish(contentLength: contentLength, to: &out)
-        return out
     }
 
-    private static func append(_ headers: [(String, String)], to out: inout [UInt8]) {
-        for (name, value) in headers {
-            out.appendUTF8("\r\n")
-            out.appendUTF8(name)
-            out.appendUTF8(": ")
-            out.appendUTF8(value)
+    public mutating func add(_ name: String, _ value: String) {
+        out.append(0x0D)
+        out.append(0x0A)
+        out.appendUTF8(name)
+        out.append(0x3A)
+        out.append(0x20)
+        out.appendUTF8(value)
+    }
+
+    /// Field `index` of `headers`, byte for byte.
+    public mutating func add(field index: Int, of headers: HeaderList) {
+        headers.withFieldBytes(index) { name, value in
+            out.append(0x0D)
+            out.append(0x0A)
+            out.append(contentsOf: name)
+            out.append(0x3A)
+            out.append(0x20)
+            out.append(contentsOf: value)
         }
     }
 
-    private static func finish(contentLength: Int, to out: inout [UInt8]) {
+    /// The finished head, with the body's exact `Content-Length`.
+    public consuming func finish(contentLength: Int) -> [UInt8] {
         out.appendUTF8("\r\nContent-Length: ")
-        out.appendUTF8(String(contentLength))
+        out.appendDecimal(contentLength)
         out.appendUTF8("\r\n\r\n")
+        return out
+    }
+}
+
+/// Heads from lists of string pairs (hookgate's own answers, tests).
+public enum HTTPHeadText {
+    /// `POST target HTTP/1.1`, `Host`, `headers`, and the body's exact `Content-Length`.
+    public static func request(target: String, authority: String, headers: [(name: String, value: String)],
+                               contentLength: Int) -> [UInt8] {
+        var writer = HeadWriter(postTo: target, authority: authority)
+        for (name, value) in headers { writer.add(name, value) }
+        return writer.finish(contentLength: contentLength)
+    }
+
+    /// `HTTP/1.1 status phrase`, `headers`, and the body's exact `Content-Length`.
+    public static func response(status: Int, headers: [(name: String, value: String)], contentLength: Int) -> [UInt8] {
+        var writer = HeadWriter(status: status)
+        for (name, value) in headers { writer.add(name, value) }
+        return writer.finish(contentLength: contentLength)
+    }
+}
+
+extension Array where Element == UInt8 {
+    /// A non-negative integer in decimal, without making a `String`.
+    mutating func appendDecimal(_ value: Int) {
+        guard value > 0 else {
+            if value == 0 { append(UInt8(ascii: "0")) } else { appendUTF8(String(value)) }
+            return
+        }
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes of room for up to 20 digits
+        var n = UInt64(value)
+        var count = 0
+        Swift.withUnsafeMutableBytes(of: &digits) { room in
+            while n > 0 {
+                room[23 - count] = UInt8(truncatingIfNeeded: n % 10) + 0x30
+                n /= 10
+                count += 1
+            }
+            append(contentsOf: room[(24 - count)...])
+        }
     }
 }

@@ -14,14 +14,14 @@ public struct HTTPRequestHead: Sendable {
     public var method: String
     public var target: String
     public var version: Version
-    public var headers: [(name: String, value: String)]
+    public var headers: HeaderList
     public var framing: Framing
     /// Whether the client wants the connection kept open after the answer.
     public var keepAlive: Bool
     /// `Expect: 100-continue` was sent.
     public var expectsContinue: Bool
 
-    public init(method: String, target: String, version: Version, headers: [(name: String, value: String)],
+    public init(method: String, target: String, version: Version, headers: HeaderList,
                 framing: Framing, keepAlive: Bool, expectsContinue: Bool) {
         self.method = method
         self.target = target
@@ -91,14 +91,14 @@ public struct HTTPRequestHead: Sendable {
         }
 
         let fields: HTTPHeadLines.Fields
-        switch HTTPHeadLines.parseFields(lines.dropFirst()) {
+        switch HTTPHeadLines.parseFields(lines.dropFirst(), of: bytes) {
         case .failure(let error): return .failure(.malformed(error.message))
         case .success(let f): fields = f
         }
         if fields.repeatedTransferEncoding { return .failure(.unsupportedTransferEncoding) }
         if fields.repeatedExpect { return .failure(.expectationFailed) }
-        let (headers, contentLength, transferEncoding, connectionTokens, expect, hostCount) =
-            (fields.headers, fields.contentLength, fields.transferEncoding, fields.connectionTokens, fields.expect, fields.hostCount)
+        let (headers, contentLength, transferEncoding, expect, hostCount) =
+            (fields.headers, fields.contentLength, fields.transferEncoding, fields.expect, fields.hostCount)
         if version == .http11, hostCount != 1 {
             return .failure(.malformed(hostCount == 0 ? "Host header is required" : "Host header appears more than once"))
         }
@@ -116,7 +116,7 @@ public struct HTTPRequestHead: Sendable {
             guard expect == "100-continue" else { return .failure(.expectationFailed) }
             expectsContinue = version == .http11
         }
-        let keepAlive = version == .http11 ? !connectionTokens.contains("close") : connectionTokens.contains("keep-alive")
+        let keepAlive = version == .http11 ? !fields.connectionClose : fields.connectionKeepAlive
         return .success(HTTPRequestHead(
             method: String(decoding: methodBytes, as: UTF8.self),
             target: String(decoding: targetBytes, as: UTF8.self),
@@ -150,9 +150,4 @@ public struct HTTPRequestHead: Sendable {
         }
         return digits > 0 ? size : nil
     }
-}
-
-extension HeaderList {
-    /// Headers of a parsed request head.
-    public init(_ head: HTTPRequestHead) { self.pairs = head.headers }
 }

@@ -10,7 +10,7 @@ public struct HTTPResponseHead: Sendable {
     }
 
     public var status: Int
-    public var headers: [(name: String, value: String)]
+    public var headers: HeaderList
     public var framing: Framing
     /// Whether the connection may carry another request after this answer.
     public var keepAlive: Bool
@@ -36,7 +36,7 @@ public struct HTTPResponseHead: Sendable {
         let status = Int(line[9] - 0x30) * 100 + Int(line[10] - 0x30) * 10 + Int(line[11] - 0x30)
         guard status >= 100 else { return invalid("status below 100") }
         let fields: HTTPHeadLines.Fields
-        switch HTTPHeadLines.parseFields(lines.dropFirst()) {
+        switch HTTPHeadLines.parseFields(lines.dropFirst(), of: bytes) {
         case .failure(let error): return invalid(error.message)
         case .success(let f): fields = f
         }
@@ -54,7 +54,7 @@ public struct HTTPResponseHead: Sendable {
             framing = .untilClose
         }
         let keepAlive = framing != .untilClose
-            && (http11 ? !fields.connectionTokens.contains("close") : fields.connectionTokens.contains("keep-alive"))
+            && (http11 ? !fields.connectionClose : fields.connectionKeepAlive)
         return .success(HTTPResponseHead(status: status, headers: fields.headers, framing: framing, keepAlive: keepAlive))
     }
 }

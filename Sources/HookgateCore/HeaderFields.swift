@@ -11,33 +11,103 @@ public protocol HeaderFields {
     func value(named name: String) -> HeaderValue
 }
 
-/// Headers as a list of pairs (tests, the demo, parsed fixtures).
+/// A header section kept as bytes: one copy of the fields' text and the offsets of each name and
+/// value. Names compare case-insensitively on the bytes; a `String` is made only for a value that
+/// is asked for. The head parsers build it with two allocations whatever the number of fields;
+/// tests and the demo build it from pairs.
 public struct HeaderList: HeaderFields, Sendable {
-    public var pairs: [(name: String, value: String)]
-    public init(_ pairs: [(String, String)]) { self.pairs = pairs.map { (name: $0.0, value: $0.1) } }
-
-    public func value(named name: String) -> HeaderValue {
-        var found: String?
-        for pair in pairs where Self.sameName(pair.name, name) {
-            if found != nil { return .repeated }
-            found = pair.value
-        }
-        return found.map { .one($0) } ?? .missing
+    struct Field: Sendable {
+        var nameStart: Int32
+        var nameEnd: Int32
+        var valueStart: Int32
+        var valueEnd: Int32
     }
 
-    /// ASCII case-insensitive comparison without allocating.
-    public static func sameName(_ a: String, _ b: String) -> Bool {
-        a.withUTF8Bytes { x in
-            b.withUTF8Bytes { y in
-                guard x.count == y.count else { return false }
-                for i in 0..<x.count where x[i] != y[i] {
-                    let lx = x[i] >= 0x41 && x[i] <= 0x5A ? x[i] | 0x20 : x[i]
-                    let ly = y[i] >= 0x41 && y[i] <= 0x5A ? y[i] | 0x20 : y[i]
-                    if lx != ly { return false }
-                }
-                return true
-            }
+    let bytes: [UInt8]
+    let fields: [Field]
+
+    init(bytes: [UInt8], fields: [Field]) {
+        self.bytes = bytes
+        self.fields = fields
+    }
+
+    /// Headers from name/value pairs, in order.
+    public init(_ pairs: [(String, String)]) {
+        var bytes: [UInt8] = []
+        var fields: [Field] = []
+        fields.reserveCapacity(pairs.count)
+        for (name, value) in pairs {
+            let nameStart = Int32(bytes.count)
+            bytes.appendUTF8(name)
+            let nameEnd = Int32(bytes.count)
+            bytes.appendUTF8(value)
+            fields.append(Field(nameStart: nameStart, nameEnd: nameEnd, valueStart: nameEnd, valueEnd: Int32(bytes.count)))
         }
+        self.init(bytes: bytes, fields: fields)
+    }
+
+    public var count: Int { fields.count }
+
+    public func name(at index: Int) -> String {
+        String(decoding: bytes[Int(fields[index].nameStart)..<Int(fields[index].nameEnd)], as: UTF8.self)
+    }
+
+    public func value(at index: Int) -> String {
+        String(decoding: bytes[Int(fields[index].valueStart)..<Int(fields[index].valueEnd)], as: UTF8.self)
+    }
+
+    /// Every field as strings, in order (tests, diagnostics).
+    public var pairs: [(name: String, value: String)] { (0..<count).map { (name(at: $0), value(at: $0)) } }
+
+    /// Calls `body` with the name's and the value's bytes of field `index`.
+    public func withFieldBytes<R>(_ index: Int, _ body: (UnsafeBufferPointer<UInt8>, UnsafeBufferPointer<UInt8>) -> R) -> R {
+        let f = fields[index]
+        return bytes.withUnsafeBufferPointer { all in
+            body(UnsafeBufferPointer(rebasing: all[Int(f.nameStart)..<Int(f.nameEnd)]),
+                 UnsafeBufferPointer(rebasing: all[Int(f.valueStart)..<Int(f.valueEnd)]))
+        }
+    }
+
+    /// Whether field `index` is called `name` (ASCII case-insensitive).
+    public func nameIs(_ index: Int, _ name: StaticString) -> Bool {
+        withFieldBytes(index) { fieldName, _ in
+            name.withUTF8Buffer { ASCIICase.equal(fieldName, $0) }
+        }
+    }
+
+    public func value(named name: String) -> HeaderValue {
+        name.withUTF8Bytes { wanted in
+            var found: Int?
+            for i in 0..<fields.count where withFieldBytes(i, { n, _ in ASCIICase.equal(n, wanted) }) {
+                if found != nil { return .repeated }
+                found = i
+            }
+            return found.map { .one(value(at: $0)) } ?? .missing
+        }
+    }
+
+    /// ASCII case-insensitive comparison of two names, without allocating.
+    public static func sameName(_ a: String, _ b: String) -> Bool {
+        a.withUTF8Bytes { x in b.withUTF8Bytes { y in ASCIICase.equal(x, y) } }
+    }
+}
+
+/// Byte comparisons that ignore ASCII case, for header names.
+public enum ASCIICase {
+    @inlinable
+    public static func lower(_ c: UInt8) -> UInt8 { c >= 0x41 && c <= 0x5A ? c | 0x20 : c }
+
+    public static func equal(_ x: UnsafeBufferPointer<UInt8>, _ y: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard x.count == y.count else { return false }
+        for i in 0..<x.count where x[i] != y[i] && lower(x[i]) != lower(y[i]) { return false }
+        return true
+    }
+
+    /// `bytes` starts with `prefix`, which is lower-case ASCII, ignoring the case of `bytes`.
+    public static func hasLowercasePrefix(_ bytes: UnsafeBufferPointer<UInt8>, _ prefix: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard bytes.count >= prefix.count else { return false }
+        for i in 0..<prefix.count where lower(bytes[i]) != prefix[i] { return false }
+        return true
     }
 }
 

@@ -20,25 +20,22 @@ public enum HeaderPolicy {
     /// lower-cased names the inbound `Connection` header declared hop-by-hop.
     /// Compares without allocating: this runs for every header of every forward and answer.
     public static func isDroppedWhenForwarding(_ name: String, connectionListed: Set<String> = []) -> Bool {
-        let dropped = name.withUTF8Bytes { bytes -> Bool in
-            if hasPrefixIgnoringCase(bytes, proxyPrefix) || hasPrefixIgnoringCase(bytes, ownedPrefix) { return true }
-            return droppedNames.contains { $0.count == bytes.count && hasPrefixIgnoringCase(bytes, $0) }
-        }
-        return dropped || (!connectionListed.isEmpty && connectionListed.contains(name.lowercased()))
+        name.withUTF8Bytes { isDroppedWhenForwarding($0, connectionListed: connectionListed) }
+    }
+
+    /// The same for a name given as bytes.
+    public static func isDroppedWhenForwarding(_ name: UnsafeBufferPointer<UInt8>, connectionListed: Set<String> = []) -> Bool {
+        if hasPrefixIgnoringCase(name, proxyPrefix) || hasPrefixIgnoringCase(name, ownedPrefix) { return true }
+        if droppedNames.contains(where: { $0.count == name.count && hasPrefixIgnoringCase(name, $0) }) { return true }
+        return !connectionListed.isEmpty && connectionListed.contains(String(decoding: name, as: UTF8.self).lowercased())
     }
 
     private static let droppedNames: [[UInt8]] = (hopByHop.union(gatewaySet)).map { Array($0.utf8) }
     private static let proxyPrefix = Array("proxy-".utf8)
     private static let ownedPrefix = Array(gatewayPrefix.utf8)
 
-    /// `bytes` starts with the lower-case ASCII `prefix`, ignoring the case of `bytes`.
     static func hasPrefixIgnoringCase(_ bytes: UnsafeBufferPointer<UInt8>, _ prefix: [UInt8]) -> Bool {
-        guard bytes.count >= prefix.count else { return false }
-        for i in 0..<prefix.count {
-            let c = bytes[i]
-            if (c >= 0x41 && c <= 0x5A ? c | 0x20 : c) != prefix[i] { return false }
-        }
-        return true
+        prefix.withUnsafeBufferPointer { ASCIICase.hasLowercasePrefix(bytes, $0) }
     }
 
     /// Names the route's `add_headers` may not use: those the gateway owns or recomputes.

@@ -70,6 +70,7 @@ public final class Gateway {
             threads.enter()
             let thread = Thread { [threads] in
                 event_base_loop(worker.base, EVLOOP_NO_EXIT_ON_EMPTY)
+                worker.accessLog.flush()
                 threads.leave()
             }
             thread.name = "hg-worker-\(worker.index)"  // Linux keeps 15 characters
@@ -217,6 +218,6 @@ public final class Gateway {
             eventType: exchange.envelope?.type, eventSource: exchange.envelope?.source, outcome: outcome.rawValue,
             reason: reason?.rawValue, status: status, upstreamStatus: upstreamStatus, durationMicroseconds: elapsed,
             requestID: exchange.requestID, client: client)
-        LogOutput.write(record.jsonLine())
+        exchange.worker.accessLog.append(record)
     }
 }

@@ -182,7 +182,7 @@ final class InboundConnection {
         if let head {
             state = .processing(head)
         } else {
-            state = .processing(HTTPRequestHead(method: "", target: "", version: .http11, headers: [], framing: .length(0),
+            state = .processing(HTTPRequestHead(method: "", target: "", version: .http11, headers: HeaderList([]), framing: .length(0),
                                                 keepAlive: false, expectsContinue: false))
         }
         event_del(timer)
@@ -192,14 +192,16 @@ final class InboundConnection {
     // MARK: writing
 
     /// Writes one answer. `keepAlive` false closes the connection once it is written.
-    func respond(status: Int, headers: [(String, String)], body answer: OpaquePointer?, keepAlive wanted: Bool) {
+    /// `answerHead` holds the status line and the answer's fields; `Date`, `Connection` and
+    /// `Content-Length` are added here.
+    func respond(head answerHead: HeadWriter, body answer: OpaquePointer?, keepAlive wanted: Bool) {
         guard case .processing(let head) = state, let bev else { return }
         let length = answer.map { evbuffer_get_length($0) } ?? 0
         let keepAlive = wanted && head.keepAlive && !head.method.isEmpty && !peerClosed
-        var fields = headers
-        fields.append(("Date", worker.httpDate()))
-        if !keepAlive { fields.append(("Connection", "close")) } else if head.version == .http10 { fields.append(("Connection", "keep-alive")) }
-        let text = HTTPHeadText.response(status: status, headers: fields, contentLength: length)
+        var fields = answerHead
+        fields.add("Date", worker.httpDate())
+        if !keepAlive { fields.add("Connection", "close") } else if head.version == .http10 { fields.add("Connection", "keep-alive") }
+        let text = fields.finish(contentLength: length)
         let written = text.withUnsafeBytes {
             SocketWrite.send(head: $0, body: head.method == "HEAD" ? nil : answer, on: bev, direct: !isTLS)
         }

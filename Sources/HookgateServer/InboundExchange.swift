@@ -34,7 +34,7 @@ final class InboundExchange {
          generatedID: () -> String) {
         self.connection = connection
         self.head = head
-        headers = head.map(HeaderList.init) ?? HeaderList([])
+        headers = head?.headers ?? HeaderList([])
         self.worker = worker
         self.runtime = runtime
         startedMicroseconds = MonotonicClock.microseconds()
@@ -80,32 +80,35 @@ final class InboundExchange {
 
     /// Relays the upstream's status, end-to-end headers and body (moved, not copied).
     func relay(status: Int, reply: UpstreamReply) {
-        var relayed: [(String, String)] = []
-        for (name, value) in reply.head.headers {
-            if HeaderPolicy.isDroppedWhenForwarding(name) || HeaderList.sameName(name, "x-request-id")
-                || HeaderList.sameName(name, "date") { continue }
-            relayed.append((name, value))
+        var head = HeadWriter(status: status)
+        let relayed = reply.head.headers
+        for i in 0..<relayed.count {
+            if relayed.withFieldBytes(i, { name, _ in HeaderPolicy.isDroppedWhenForwarding(name) })
+                || relayed.nameIs(i, "x-request-id") || relayed.nameIs(i, "date") { continue }
+            head.add(field: i, of: relayed)
         }
-        send(status: status, body: reply.body, headers: relayed, close: false,
-             outcome: .forwarded, reason: nil, upstreamStatus: status)
+        send(head, status: status, body: reply.body, close: false, outcome: .forwarded, reason: nil, upstreamStatus: status)
     }
 
     private func sendOwn(status: Int, body: String, headers: [(String, String)], close: Bool, outcome: Outcome, reason: Reason,
                          upstreamStatus: Int?) {
         let buffer = evbuffer_new()!
         defer { evbuffer_free(buffer) }
-        var text = body
-        text.withUTF8 { _ = evbuffer_add(buffer, $0.baseAddress, $0.count) }
-        send(status: status, body: buffer, headers: [("Content-Type", "application/json")] + headers, close: close,
-             outcome: outcome, reason: reason, upstreamStatus: upstreamStatus)
+        body.withUTF8Bytes { _ = evbuffer_add(buffer, $0.baseAddress, $0.count) }
+        var head = HeadWriter(status: status)
+        head.add("Content-Type", "application/json")
+        for (name, value) in headers { head.add(name, value) }
+        send(head, status: status, body: buffer, close: close, outcome: outcome, reason: reason, upstreamStatus: upstreamStatus)
     }
 
-    private func send(status: Int, body: OpaquePointer, headers: [(String, String)], close: Bool, outcome: Outcome,
+    /// `head` holds the status line and the answer's own fields.
+    private func send(_ head: HeadWriter, status: Int, body: OpaquePointer, close: Bool, outcome: Outcome,
                       reason: Reason?, upstreamStatus: Int?) {
         precondition(!answered, "a request was answered twice")
         answered = true
-        connection.respond(status: status, headers: headers + [("X-Request-Id", requestID)], body: body,
-                           keepAlive: !close && !worker.gateway.isDraining)
+        var head = head
+        head.add("X-Request-Id", requestID)
+        connection.respond(head: head, body: body, keepAlive: !close && !worker.gateway.isDraining)
         worker.gateway.recordAnswer(self, status: status, outcome: outcome, reason: reason, upstreamStatus: upstreamStatus,
                                     client: connection.clientAddress)
     }

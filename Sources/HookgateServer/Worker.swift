@@ -11,6 +11,8 @@ final class Worker {
     let base: OpaquePointer
     private let dns: OpaquePointer?
     private(set) var mailbox: Mailbox!
+    /// This worker's access-log lines, written once per loop turn.
+    private(set) var accessLog: AccessLogBatch!
     private var listener: OpaquePointer?
     private var listenerPaused = false
     private var connections: [ObjectIdentifier: InboundConnection] = [:]
@@ -40,6 +42,7 @@ final class Worker {
         dns = UpstreamResolver.make(base: base)
         requestIDPrefix = String(UInt32.random(in: 0...UInt32.max), radix: 16) + "-\(index)"
         mailbox = Mailbox(base: base)
+        accessLog = AccessLogBatch(base: base)
     }
 
     deinit {
@@ -51,6 +54,7 @@ final class Worker {
         retiring.removeAll()
         if let listener { evconnlistener_free(listener) }
         mailbox = nil
+        accessLog = nil
         if let dns { evdns_base_free(dns, 0) }
         event_base_free(base)
     }
@@ -220,13 +224,11 @@ final class Worker {
     }
 
     private func forward(_ exchange: InboundExchange, route: CompiledRoute, envelope: CloudEventEnvelope) {
-        let headers = ForwardedHeaders.build(
-            inbound: exchange.headers.pairs,
+        let head = ForwardedHeaders.requestHead(
+            target: route.upstream.url.target, authority: route.upstreamAuthority, inbound: exchange.headers,
             context: .init(clientAddress: exchange.connection.clientAddress, scheme: tls ? "https" : "http",
                            requestID: exchange.requestID, envelope: envelope),
-            addHeaders: route.upstream.addHeaders)
-        let head = HTTPHeadText.request(target: route.upstream.url.target, authority: route.upstreamAuthority,
-                                                      headers: headers, contentLength: evbuffer_get_length(exchange.body))
+            addHeaders: route.upstream.addHeaders, contentLength: evbuffer_get_length(exchange.body))
         let pool = self.pool(for: route)
         gateway.forwardStarted()
         pool.submit(ForwardJob(exchange: exchange, requestHead: head, pool: pool))

@@ -44,7 +44,7 @@ struct ForwardedHeadersTests {
         context: ForwardedHeaders.Context = context,
         addHeaders: [(name: String, value: String)] = addHeaders
     ) -> [(name: String, value: String)] {
-        ForwardedHeaders.build(inbound: inbound, context: context, addHeaders: addHeaders)
+        ForwardedHeaders.build(inbound: HeaderList(inbound), context: context, addHeaders: addHeaders)
     }
 
     static func values(_ headers: [(name: String, value: String)], _ name: String) -> [String] {

@@ -22,7 +22,7 @@ struct HTTPHeadTextTests {
         #expect(head.status == 200)
         #expect(head.framing == .length(0))
         #expect(head.keepAlive)
-        #expect(head.headers.map(\.name) == ["X-Request-Id", "Content-Length"])
+        #expect(head.headers.pairs.map(\.name) == ["X-Request-Id", "Content-Length"])
     }
 }
 

@@ -117,9 +117,9 @@ struct HTTPRequestHeadTests {
         #expect(head.framing == .length(120))
         #expect(head.keepAlive)
         #expect(!head.expectsContinue)
-        #expect(head.headers.map(\.name) == ["Host", "Content-Type", "Content-Length", "X-VECU-Signature"])
-        #expect(head.headers.map(\.value) == ["gw.example", "application/json", "120", "sha256=ab"], "values are trimmed")
-        #expect(HeaderList(head).value(named: "x-vecu-signature") == .one("sha256=ab"))
+        #expect(head.headers.pairs.map(\.name) == ["Host", "Content-Type", "Content-Length", "X-VECU-Signature"])
+        #expect(head.headers.pairs.map(\.value) == ["gw.example", "application/json", "120", "sha256=ab"], "values are trimmed")
+        #expect(head.headers.value(named: "x-vecu-signature") == .one("sha256=ab"))
     }
 
     /// (fields, version, framing, keep-alive, expects continue).
@@ -155,7 +155,7 @@ struct HTTPRequestHeadTests {
 
     @Test func edgeValuesAreKept() throws {
         let head = try parseHead(post(["Host: a", "X-Empty:", "X-UTF8: évt 😀", "X-Inner-Tab: a\tb", "X-Colon: a:b: c"])).get()
-        #expect(head.headers.map(\.value) == ["a", "", "évt 😀", "a\tb", "a:b: c"])
+        #expect(head.headers.pairs.map(\.value) == ["a", "", "évt 😀", "a\tb", "a:b: c"])
     }
 
     @Test func exactly128HeaderFieldsAreAccepted() throws {
