@@ -42,7 +42,9 @@ public enum ConfigurationLoader {
         var reader = NodeReader()
         let root: Node?
         do {
-            root = try Yams.compose(yaml: yaml)
+            // Scalars are read as text and interpreted here, so no tag resolution: the default
+            // resolver runs NSRegularExpression (ICU) on every scalar and maps ICU into memory.
+            root = try Yams.compose(yaml: yaml, .basic)
         } catch {
             return .failure(ConfigurationProblems(problems: [.init(key: "", message: "not valid YAML: \(error)")]))
         }
