@@ -19,6 +19,8 @@ final class InboundConnection {
         case processing(HTTPRequestHead)
         case closing
         case closed
+
+        var isIdle: Bool { if case .idle = self { true } else { false } }
     }
 
     unowned let worker: Worker
@@ -33,6 +35,9 @@ final class InboundConnection {
     private var lingering = false
     private var peerClosed = false
     private var lingeringBytes = 0
+    /// Bytes of answers still queued when the timer was last armed: a timer that finds fewer
+    /// queued is re-armed (the client is reading a large answer slowly, it is not idle).
+    private var queuedAtArm = 0
 
     init(worker: Worker, bufferevent: OpaquePointer, clientAddress: String, isTLS: Bool, limits: Configuration.Limits) {
         self.worker = worker
@@ -206,6 +211,7 @@ final class InboundConnection {
             SocketWrite.send(head: $0, body: head.method == "HEAD" ? nil : answer, on: bev, direct: !isTLS)
         }
         evbuffer_drain(body, evbuffer_get_length(body))
+        queuedAtArm = written ? 0 : queuedOutput
         if keepAlive {
             state = .idle
             arm(limits.clientTimeout.milliseconds)
@@ -220,7 +226,15 @@ final class InboundConnection {
         }
     }
 
+    private var queuedOutput: Int { bev.map { evbuffer_get_length(bufferevent_get_output($0)) } ?? 0 }
+
+    /// The queued answers are all written.
     private func writable() {
+        queuedAtArm = 0
+        if case .idle = state {
+            arm(limits.clientTimeout.milliseconds)  // idle from now, not from when the answer was queued
+            return
+        }
         guard case .closing = state, !lingering, let bev else { return }
         if isTLS {
             close()
@@ -244,6 +258,13 @@ final class InboundConnection {
     private func timedOut() {
         switch state {
         case .idle, .closing:
+            let queued = queuedOutput
+            if queued > 0, queued < queuedAtArm, !lingering {
+                // Still writing answers, and the client took some since: not idle.
+                queuedAtArm = queued
+                arm(state.isIdle ? limits.clientTimeout.milliseconds : 5_000)
+                return
+            }
             close()
         case .head:
             fail(Rejection(.requestTimeout, "the request was not received within \(limits.clientTimeout)"))

@@ -352,6 +352,40 @@ def test_pipelined_requests_are_answered_in_order(hgw, upstream):
     assert upstream.count() == 1
 
 
+def test_large_answers_to_a_client_that_reads_late_arrive_whole_and_in_order(hgw, upstream):
+    # Answers go to the socket directly when nothing is queued; what the socket does not take is
+    # queued. Two 4 MiB answers to a client that reads nothing for a while, then reads slowly: the
+    # first cannot fit in the socket buffers, the second must wait behind its remainder, and both
+    # arrive byte-exact. Reading takes several times client_timeout (1 s): a connection whose
+    # client keeps taking its answer is not idle, so it is not cut.
+    size = 4 * 1024 * 1024
+    upstream.mode(body="".join(chr(0x61 + i % 26) for i in range(size)), content_type="text/plain")
+    expected = "".join(chr(0x61 + i % 26) for i in range(size)).encode()
+    first, second = sender.make_event(), sender.make_event()
+    c = RawClient(hgw.port, timeout=20)
+    fill = c._fill
+
+    def slow_fill(deadline):
+        time.sleep(0.03)  # ~64 KiB per 30 ms: 8 MiB take about 4 s
+        return fill(deadline)
+
+    c._fill = slow_fill
+    started = time.monotonic()
+    try:
+        c.send(signed_request_bytes(first) + signed_request_bytes(second))
+        time.sleep(0.5)  # both answered by the upstream meanwhile; the client reads nothing
+        answers = [c.read_response(timeout=30) for _ in range(2)]
+        assert None not in answers, (answers, c.eof, c.reset)
+        assert time.monotonic() - started > 2.0, "the client was meant to read for longer than client_timeout"
+        for r in answers:
+            assert r.status == 200, r
+            assert len(r.body) == size and r.body == expected, "answer body changed (%d bytes)" % len(r.body)
+    finally:
+        c.close()
+    assert upstream.count() == 2
+    upstream.reset()
+
+
 def test_fifty_pipelined_requests_in_one_write(hgw, upstream):
     events = [sender.make_event() for _ in range(25)]
     data = b"".join(signed_request_bytes(e) + request_bytes("GET", "/nope/%d" % i, [], b"")
