@@ -137,6 +137,12 @@ struct HTTPRequestHeadTests {
         (["Host: a", "Expect: 100-Continue"], "HTTP/1.1", .length(0), true, true),
         ([], "HTTP/1.0", .length(0), false, false),
         (["Connection: keep-alive"], "HTTP/1.0", .length(0), true, false),
+        (["Connection: Keep-Alive"], "HTTP/1.0", .length(0), true, false),
+        (["Host: a", "Connection: , close ,"], "HTTP/1.1", .length(0), false, false),
+        (["Host: a", "Connection: \tCLOSE\t"], "HTTP/1.1", .length(0), false, false),
+        (["Host: a", "Connection: keep-alive", "Connection: close"], "HTTP/1.1", .length(0), false, false),
+        (["Host: a", "Connection: closed, x-close, close-ish"], "HTTP/1.1", .length(0), true, false),
+        (["Connection: keep-alive-ish"], "HTTP/1.0", .length(0), false, false),
         (["Expect: 100-continue"], "HTTP/1.0", .length(0), false, false),
     ] as [([String], String, HTTPRequestHead.Framing, Bool, Bool)])
     func framingAndConnection(_ fields: [String], _ version: String, _ framing: HTTPRequestHead.Framing,
