@@ -83,25 +83,33 @@ public struct Digest32: Sendable, Equatable {
         }
     }
 
+    /// Each byte's value as a hex digit, 0xFF for a byte that is not one.
+    private static let hexValues: [UInt8] = (0...255).map { c -> UInt8 in
+        switch c {
+        case 0x30...0x39: return UInt8(c - 0x30)
+        case 0x61...0x66: return UInt8(c - 0x61 + 10)
+        case 0x41...0x46: return UInt8(c - 0x41 + 10)
+        default: return 0xFF
+        }
+    }
+
     /// Parses exactly 64 hex digits, either case, without allocating.
     public init?<C: Collection>(hex: C) where C.Element == UInt8 {
         guard hex.count == 64 else { return nil }
         var result = Digest32()
         let ok = result.withUnsafeMutableBytes { out -> Bool in
-            var i = 0
-            var high: UInt8 = 0
-            for c in hex {
-                let v: UInt8
-                switch c {
-                case 0x30...0x39: v = c - 0x30
-                case 0x61...0x66: v = c - 0x61 + 10
-                case 0x41...0x46: v = c - 0x41 + 10
-                default: return false
+            Self.hexValues.withUnsafeBufferPointer { table -> Bool in
+                var i = 0
+                var high: UInt8 = 0
+                var invalid: UInt8 = 0
+                for c in hex {
+                    let v = table[Int(c)]
+                    invalid |= v  // 0xFF marks a non-hex byte
+                    if i & 1 == 0 { high = v } else { out[i >> 1] = high << 4 | v & 0x0F }
+                    i += 1
                 }
-                if i & 1 == 0 { high = v } else { out[i >> 1] = high << 4 | v }
-                i += 1
+                return invalid & 0xF0 == 0
             }
-            return true
         }
         guard ok else { return nil }
         self = result

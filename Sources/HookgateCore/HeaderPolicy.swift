@@ -26,11 +26,18 @@ public enum HeaderPolicy {
     /// The same for a name given as bytes.
     public static func isDroppedWhenForwarding(_ name: UnsafeBufferPointer<UInt8>, connectionListed: Set<String> = []) -> Bool {
         if hasPrefixIgnoringCase(name, proxyPrefix) || hasPrefixIgnoringCase(name, ownedPrefix) { return true }
-        if droppedNames.contains(where: { $0.count == name.count && hasPrefixIgnoringCase(name, $0) }) { return true }
+        if name.count < droppedNamesByLength.count,
+           droppedNamesByLength[name.count].contains(where: { hasPrefixIgnoringCase(name, $0) }) { return true }
         return !connectionListed.isEmpty && connectionListed.contains(String(decoding: name, as: UTF8.self).lowercased())
     }
 
-    private static let droppedNames: [[UInt8]] = (hopByHop.union(gatewaySet)).map { Array($0.utf8) }
+    /// The names above as bytes, grouped by length (a name is compared only with those of its length).
+    private static let droppedNamesByLength: [[[UInt8]]] = {
+        let names = hopByHop.union(gatewaySet).map { Array($0.utf8) }
+        var byLength = [[[UInt8]]](repeating: [], count: (names.map(\.count).max() ?? 0) + 1)
+        for name in names { byLength[name.count].append(name) }
+        return byLength
+    }()
     private static let proxyPrefix = Array("proxy-".utf8)
     private static let ownedPrefix = Array(gatewayPrefix.utf8)
 
@@ -55,7 +62,7 @@ public enum HeaderPolicy {
 
     /// Visible ASCII, space and tab; no CR, LF, NUL or other controls.
     public static func isValidValue(_ value: String) -> Bool {
-        value.utf8.allSatisfy { c in c == 0x09 || (c >= 0x20 && c != 0x7F) }
+        value.withUTF8Bytes { bytes in bytes.allSatisfy { c in c == 0x09 || (c >= 0x20 && c != 0x7F) } }
     }
 
     /// The names listed in a `Connection` header value, lower-cased.

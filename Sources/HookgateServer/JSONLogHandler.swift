@@ -42,22 +42,29 @@ public struct JSONLogHandler: LogHandler {
         }
     }
 
-    private static let secondCache = Locked((second: -1, text: ""))
+    private static let clock = Locked(LogClock())
 
-    /// RFC 3339 UTC with milliseconds; the part up to the second is formatted once per second.
-    static func timestamp() -> String {
+    /// The current time for a log line (any thread).
+    static func timestamp() -> String { clock.withLock { $0.now() } }
+}
+
+/// RFC 3339 UTC time with milliseconds for log lines; the part up to the second is formatted once
+/// per second. One per thread that uses it, or under a lock.
+struct LogClock {
+    private var second = -1
+    private var prefix = ""
+
+    mutating func now() -> String {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
-        let prefix = secondCache.withLock { cache -> String in
-            if cache.second != ts.tv_sec {
-                var parts = tm()
-                var seconds = ts.tv_sec
-                gmtime_r(&seconds, &parts)
-                var buffer = [CChar](repeating: 0, count: 32)
-                strftime(&buffer, buffer.count, "%Y-%m-%dT%H:%M:%S", &parts)
-                cache = (ts.tv_sec, String(cString: buffer))
-            }
-            return cache.text
+        if second != ts.tv_sec {
+            var parts = tm()
+            var seconds = ts.tv_sec
+            gmtime_r(&seconds, &parts)
+            var buffer = [CChar](repeating: 0, count: 32)
+            strftime(&buffer, buffer.count, "%Y-%m-%dT%H:%M:%S", &parts)
+            second = ts.tv_sec
+            prefix = String(cString: buffer)
         }
         let ms = ts.tv_nsec / 1_000_000
         return prefix + (ms < 10 ? ".00" : ms < 100 ? ".0" : ".") + String(ms) + "Z"
@@ -69,6 +76,8 @@ public struct JSONLogHandler: LogHandler {
 /// callbacks. Used on the worker's thread only.
 final class AccessLogBatch {
     private var pending: [UInt8] = []
+    /// The time for this worker's lines (no lock: one worker, one thread).
+    var clock = LogClock()
     private var flushEvent: OpaquePointer!
     /// Beyond this many bytes the batch is written at once.
     static let limit = 64 * 1024
