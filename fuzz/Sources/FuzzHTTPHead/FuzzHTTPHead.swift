@@ -39,10 +39,22 @@ public func fuzzHTTPHead(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
             precondition(!bytes.contains(0), "a NUL byte was accepted")
             if case .length(let n) = head.framing { precondition(n >= 0) }
             if case .chunked = head.framing { precondition(head.version == .http11) }
-            for (name, value) in head.headers {
+            let pairs = head.headers.pairs
+            for (name, value) in pairs {
                 precondition(!name.isEmpty && !name.utf8.contains(0x3A) && !name.utf8.contains(0x20))
                 precondition(!value.utf8.contains(0x0D) && !value.utf8.contains(0x0A))
+                // a lookup by name agrees with a plain count over the pairs
+                let count = pairs.filter { $0.name.lowercased() == name.lowercased() }.count
+                switch head.headers.value(named: name) {
+                case .one(let found): precondition(count == 1 && found == value)
+                case .repeated: precondition(count > 1)
+                case .missing: preconditionFailure("\(name) not found by name")
+                }
             }
+            // fields written byte for byte equal the same fields written from their strings
+            var writer = HeadWriter(status: 200)
+            for i in 0..<head.headers.count { writer.add(field: i, of: head.headers) }
+            precondition(writer.finish(contentLength: 0) == HTTPHeadText.response(status: 200, headers: pairs, contentLength: 0))
             let rejection = HTTPRequestHead.Failure.malformed("x").rejection
             precondition(rejection.status == 400)
         case .failure(let failure):
