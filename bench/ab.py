@@ -22,6 +22,13 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402
 
 
+def user_system_seconds(pid):
+    """CPU seconds in user space and in the kernel, all threads of `pid`."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) / bench.CLK_TCK, int(fields[12]) / bench.CLK_TCK
+
+
 def main():
     ap = argparse.ArgumentParser(prog="bench/ab", description=__doc__.split("\n\n")[0])
     ap.add_argument("binaries", nargs="+", help="hookgate binaries to compare (the first is the reference)")
@@ -78,15 +85,16 @@ def main():
                     bench.wait_port(port, p)
                     r = bench.run_wrk(procs, "http://127.0.0.1:%d%s" % (port, bench.PATH), prefix, args.duration,
                                       args.connections, 2, "cycle", os.path.join(work, "wrk.log"),
-                                      probe=lambda: (bench.cpu_seconds([p.pid]),))
+                                      probe=lambda: user_system_seconds(p.pid))
                 finally:
                     procs.stop(p)
                 bad = r["non2xx"] + r["socket_errors"]
                 if bad > r["requests"] // 1000:
                     raise RuntimeError("%s: %d of %d answers were errors" % (b, bad, r["requests"]))
-                us = r["probe"][0] / r["rps"] * 1e6 if r["rps"] else float("nan")
-                results[b].append((us, r["rps"]))
-                bench.log("round %d  %-40s %7.1f µs/req  %9s req/s" % (rnd, b, us, bench.fmt_int(r["rps"])))
+                user, system = (x / r["rps"] * 1e6 if r["rps"] else float("nan") for x in r["probe"])
+                results[b].append((user + system, r["rps"], user, system))
+                bench.log("round %d  %-40s %7.1f µs/req (user %.1f, kernel %.1f)  %9s req/s"
+                          % (rnd, b, user + system, user, system, bench.fmt_int(r["rps"])))
     finally:
         procs.stop_all()
         signal.alarm(0)
@@ -94,14 +102,15 @@ def main():
             bench.log("work files kept in %s" % work)
         else:
             shutil.rmtree(work, ignore_errors=True)
-    ref = statistics.median(u for u, _ in results[args.binaries[0]])
-    print("\n| binary | CPU µs/req (median) | req/s (median) | CPU ÷ first | µs/req per round |")
-    print("|---|---:|---:|---:|---|")
+    ref = statistics.median(x[0] for x in results[args.binaries[0]])
+    print("\n| binary | CPU µs/req (median) | user | kernel | req/s (median) | CPU ÷ first | µs/req per round |")
+    print("|---|---:|---:|---:|---:|---:|---|")
     for b in args.binaries:
-        us = statistics.median(u for u, _ in results[b])
-        rps = statistics.median(r for _, r in results[b])
-        print("| %s | %.1f | %s | %.2f | %s |" % (b, us, bench.fmt_int(rps), us / ref,
-                                                  " / ".join("%.1f" % u for u, _ in results[b])))
+        rows = results[b]
+        us = statistics.median(x[0] for x in rows)
+        print("| %s | %.1f | %.1f | %.1f | %s | %.2f | %s |" % (
+            b, us, statistics.median(x[2] for x in rows), statistics.median(x[3] for x in rows),
+            bench.fmt_int(statistics.median(x[1] for x in rows)), us / ref, " / ".join("%.1f" % x[0] for x in rows)))
 
 
 if __name__ == "__main__":
