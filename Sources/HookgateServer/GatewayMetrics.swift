@@ -83,7 +83,10 @@ final class RouteMetrics {
     private let inFlight: Gauge
     private let lock = NSLock()
     private var requests: [Int: Counter] = [:]
-    private var upstreamClasses: [String: Counter] = [:]
+    /// Keyed by status class: 0 = no answer, 429, else the hundreds digit.
+    private var upstreamClasses: [Int: Counter] = [:]
+    /// `Reason.allCases`, made once (the synthesized property builds a new array on every use).
+    private static let reasons = Reason.allCases
     private let requestDuration: DurationHistogram
     private let upstreamDuration: DurationHistogram
     private let connections: Gauge
@@ -104,7 +107,7 @@ final class RouteMetrics {
     /// One answered request: its outcome and reason (nil: the upstream's answer was relayed).
     func answered(outcome: Outcome, reason: Reason?, microseconds: Int64) {
         inFlight.decrement()
-        let key = outcome.ordinal * 1000 + (reason.map { Reason.allCases.firstIndex(of: $0)! + 1 } ?? 0)
+        let key = outcome.ordinal * 1000 + (reason.map { Self.reasons.firstIndex(of: $0)! + 1 } ?? 0)
         lock.lock()
         var counter = requests[key]
         if counter == nil {
@@ -122,18 +125,18 @@ final class RouteMetrics {
     /// One forward's result: status class (`2xx`, `4xx`, `429`, `5xx`, or `error` when no answer
     /// came) and latency.
     func upstreamAnswered(status: Int?, microseconds: Int64) {
-        let statusClass: String
-        switch status {
-        case nil: statusClass = "error"
-        case 429?: statusClass = "429"
-        case let s?: statusClass = "\(s / 100)xx"
+        let key: Int = switch status {
+        case nil: 0
+        case 429?: 429
+        case let s?: s / 100
         }
         lock.lock()
-        var counter = upstreamClasses[statusClass]
+        var counter = upstreamClasses[key]
         if counter == nil {
+            let statusClass = key == 0 ? "error" : key == 429 ? "429" : "\(key)xx"
             counter = registry.makeCounter(name: "hookgate_upstream_responses_total", labels: [("route", route), ("class", statusClass)],
                                            help: "Upstream answers by status class; error = unreachable or timed out.")
-            upstreamClasses[statusClass] = counter
+            upstreamClasses[key] = counter
         }
         lock.unlock()
         counter!.increment()
