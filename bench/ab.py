@@ -22,13 +22,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402
 
 
-def user_system_seconds(pid):
-    """CPU seconds in user space and in the kernel, all threads of `pid`."""
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return int(fields[11]) / bench.CLK_TCK, int(fields[12]) / bench.CLK_TCK
-
-
 def main():
     ap = argparse.ArgumentParser(prog="bench/ab", description=__doc__.split("\n\n")[0])
     ap.add_argument("binaries", nargs="+", help="hookgate binaries to compare (the first is the reference)")
@@ -85,7 +78,7 @@ def main():
                     bench.wait_port(port, p)
                     r = bench.run_wrk(procs, "http://127.0.0.1:%d%s" % (port, bench.PATH), prefix, args.duration,
                                       args.connections, 2, "cycle", os.path.join(work, "wrk.log"),
-                                      probe=lambda: user_system_seconds(p.pid))
+                                      probe=lambda: bench.user_system_seconds(p.pid))
                 finally:
                     procs.stop(p)
                 bad = r["non2xx"] + r["socket_errors"]

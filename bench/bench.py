@@ -171,16 +171,18 @@ def proc_tree(root):
     return out
 
 
+def user_system_seconds(pid):
+    """CPU seconds `pid` (all its threads) spent in user space and in the kernel; zeros if gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK  # utime, stime
+    except (OSError, IndexError, ValueError):
+        return 0.0, 0.0
+
+
 def cpu_seconds(pids):
-    total = 0
-    for pid in pids:
-        try:
-            with open("/proc/%d/stat" % pid) as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime + stime, all threads
-        except (OSError, IndexError, ValueError):
-            pass
-    return total / CLK_TCK
+    return sum(sum(user_system_seconds(pid)) for pid in pids)
 
 
 def machine_busy_seconds():

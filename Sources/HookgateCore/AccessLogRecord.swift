@@ -31,15 +31,8 @@ public struct AccessLogRecord {
         self.client = client
     }
 
-    /// `{"time":...,"level":"info","msg":"request",...}\n`; absent values are left out.
-    public func jsonLine() -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(512)
-        appendJSONLine(to: &out)
-        return out
-    }
-
-    /// The same line, appended to `out`.
+    /// Appends `{"time":...,"level":"info","msg":"request",...}\n` to `out`; absent values are
+    /// left out.
     public func appendJSONLine(to out: inout [UInt8]) {
         out.appendUTF8(#"{"time":"#)
         JSONText.appendQuoted(time, to: &out)

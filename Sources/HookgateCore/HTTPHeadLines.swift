@@ -66,9 +66,7 @@ enum HTTPHeadLines {
             let at = field.baseAddress! - head.baseAddress!
             offsets.append(HeaderList.Field(nameStart: Int32(at), nameEnd: Int32(at + colon),
                                             valueStart: Int32(at + valueStart), valueEnd: Int32(at + valueEnd)))
-            func named(_ name: StaticString) -> Bool {
-                name.withUTF8Buffer { ASCIICase.equal(nameBytes.assumingMemoryBound(to: UInt8.self), $0) }
-            }
+            func named(_ name: StaticString) -> Bool { ASCIICase.equal(nameBytes.assumingMemoryBound(to: UInt8.self), name) }
             // The fields that decide framing and connection handling are rare but for one or two;
             // only they become strings.
             var value: String { String(decoding: valueBytes, as: UTF8.self) }
@@ -87,14 +85,9 @@ enum HTTPHeadLines {
                 if fields.transferEncoding != nil { fields.repeatedTransferEncoding = true }
                 fields.transferEncoding = value.lowercased()
             case 10 where named("connection"):
-                for token in valueBytes.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: true) {
-                    var start = token.startIndex
-                    var end = token.endIndex
-                    while start < end, token[start] == 0x20 || token[start] == 0x09 { start += 1 }
-                    while end > start, token[end - 1] == 0x20 || token[end - 1] == 0x09 { end -= 1 }
-                    let word = UnsafeRawBufferPointer(rebasing: valueBytes[start..<end]).assumingMemoryBound(to: UInt8.self)
-                    if ("close" as StaticString).withUTF8Buffer({ ASCIICase.equal(word, $0) }) { fields.connectionClose = true }
-                    if ("keep-alive" as StaticString).withUTF8Buffer({ ASCIICase.equal(word, $0) }) { fields.connectionKeepAlive = true }
+                HeaderPolicy.forEachListElement(valueBytes.assumingMemoryBound(to: UInt8.self)) { token in
+                    if ASCIICase.equal(token, "close") { fields.connectionClose = true }
+                    if ASCIICase.equal(token, "keep-alive") { fields.connectionKeepAlive = true }
                 }
             case 6 where named("expect"):
                 if fields.expect != nil { fields.repeatedExpect = true }

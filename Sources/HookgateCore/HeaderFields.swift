@@ -70,9 +70,7 @@ public struct HeaderList: HeaderFields, Sendable {
 
     /// Whether field `index` is called `name` (ASCII case-insensitive).
     public func nameIs(_ index: Int, _ name: StaticString) -> Bool {
-        withFieldBytes(index) { fieldName, _ in
-            name.withUTF8Buffer { ASCIICase.equal(fieldName, $0) }
-        }
+        withFieldBytes(index) { fieldName, _ in ASCIICase.equal(fieldName, name) }
     }
 
     public func value(named name: String) -> HeaderValue {
@@ -101,6 +99,10 @@ public enum ASCIICase {
         guard x.count == y.count else { return false }
         for i in 0..<x.count where x[i] != y[i] && lower(x[i]) != lower(y[i]) { return false }
         return true
+    }
+
+    public static func equal(_ x: UnsafeBufferPointer<UInt8>, _ name: StaticString) -> Bool {
+        name.withUTF8Buffer { equal(x, $0) }
     }
 
     /// `bytes` starts with `prefix`, which is lower-case ASCII, ignoring the case of `bytes`.

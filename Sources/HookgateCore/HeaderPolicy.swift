@@ -67,7 +67,23 @@ public enum HeaderPolicy {
 
     /// The names listed in a `Connection` header value, lower-cased.
     public static func connectionListed(_ value: String) -> Set<String> {
-        Set(value.split(separator: ",").map { $0.trimmingSpaces().lowercased() }.filter { !$0.isEmpty })
+        var names: Set<String> = []
+        value.withUTF8Bytes { bytes in
+            forEachListElement(bytes) { names.insert(String(decoding: $0, as: UTF8.self).lowercased()) }
+        }
+        return names
+    }
+
+    /// The elements of a comma-separated header value (RFC 9110 §5.6.1), spaces and tabs around
+    /// them trimmed, empty ones skipped.
+    static func forEachListElement(_ value: UnsafeBufferPointer<UInt8>, _ body: (UnsafeBufferPointer<UInt8>) -> Void) {
+        for element in value.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: true) {
+            var start = element.startIndex
+            var end = element.endIndex
+            while start < end, value[start] == 0x20 || value[start] == 0x09 { start += 1 }
+            while end > start, value[end - 1] == 0x20 || value[end - 1] == 0x09 { end -= 1 }
+            if start < end { body(UnsafeBufferPointer(rebasing: value[start..<end])) }
+        }
     }
 
     /// A sender's `X-Request-Id` is kept only if it is short and plain; otherwise one is generated.

@@ -38,6 +38,9 @@ final class InboundConnection {
     /// Bytes of answers still queued when the timer was last armed: a timer that finds fewer
     /// queued is re-armed (the client is reading a large answer slowly, it is not idle).
     private var queuedAtArm = 0
+    /// How long a connection being closed waits for its client to take (more of) the last answer:
+    /// a client that never reads it does not hold the connection.
+    private static let closingMilliseconds: Int64 = 5_000
 
     init(worker: Worker, bufferevent: OpaquePointer, clientAddress: String, isTLS: Bool, limits: Configuration.Limits) {
         self.worker = worker
@@ -211,7 +214,7 @@ final class InboundConnection {
             SocketWrite.send(head: $0, body: head.method == "HEAD" ? nil : answer, on: bev, direct: !isTLS)
         }
         evbuffer_drain(body, evbuffer_get_length(body))
-        queuedAtArm = written ? 0 : queuedOutput
+        queuedAtArm = queuedOutput
         if keepAlive {
             state = .idle
             arm(limits.clientTimeout.milliseconds)
@@ -221,7 +224,7 @@ final class InboundConnection {
             }
         } else {
             state = .closing
-            arm(5_000)  // a client that never reads its answer does not hold the connection
+            arm(Self.closingMilliseconds)
             if written { writable() }  // nothing queued: the bufferevent will not call back
         }
     }
@@ -230,7 +233,6 @@ final class InboundConnection {
 
     /// The queued answers are all written.
     private func writable() {
-        queuedAtArm = 0
         if case .idle = state {
             arm(limits.clientTimeout.milliseconds)  // idle from now, not from when the answer was queued
             return
@@ -262,7 +264,7 @@ final class InboundConnection {
             if queued > 0, queued < queuedAtArm, !lingering {
                 // Still writing answers, and the client took some since: not idle.
                 queuedAtArm = queued
-                arm(state.isIdle ? limits.clientTimeout.milliseconds : 5_000)
+                arm(state.isIdle ? limits.clientTimeout.milliseconds : Self.closingMilliseconds)
                 return
             }
             close()

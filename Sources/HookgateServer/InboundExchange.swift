@@ -97,7 +97,7 @@ final class InboundExchange {
         body.withUTF8Bytes { _ = evbuffer_add(buffer, $0.baseAddress, $0.count) }
         var head = HeadWriter(status: status)
         head.add("Content-Type", "application/json")
-        for (name, value) in headers { head.add(name, value) }
+        head.add(contentsOf: headers)
         send(head, status: status, body: buffer, close: close, outcome: outcome, reason: reason, upstreamStatus: upstreamStatus)
     }
 

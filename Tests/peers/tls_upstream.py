@@ -46,14 +46,7 @@ def main(argv=None):
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(args.tls_cert, args.tls_key)
     TLSServer.ssl_context = ctx
-    httpd = TLSServer((args.host, args.port), upstream.Handler)
-    print("READY %d" % httpd.server_address[1], flush=True)
-    try:
-        httpd.serve_forever(poll_interval=0.1)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        httpd.server_close()
+    upstream.serve(TLSServer((args.host, args.port), upstream.Handler))
 
 
 if __name__ == "__main__":

@@ -381,7 +381,11 @@ def main(argv=None):
             STATE.reset()
             STATE.record_fd = os.open(args.record_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     STATE.lean = args.lean
-    httpd = Server((args.host, args.port), Handler)
+    serve(Server((args.host, args.port), Handler))
+
+
+def serve(httpd):
+    """Announces the port on stdout (READY <port>), then serves until interrupted."""
     print("READY %d" % httpd.server_address[1], flush=True)
     try:
         httpd.serve_forever(poll_interval=0.1)

@@ -26,24 +26,26 @@ public struct HeadWriter {
     }
 
     public mutating func add(_ name: String, _ value: String) {
-        out.append(0x0D)
-        out.append(0x0A)
-        out.appendUTF8(name)
-        out.append(0x3A)
-        out.append(0x20)
-        out.appendUTF8(value)
+        name.withUTF8Bytes { name in value.withUTF8Bytes { value in addField(name, value) } }
+    }
+
+    /// Fields from name/value pairs, in order.
+    public mutating func add(contentsOf fields: [(String, String)]) {
+        for (name, value) in fields { add(name, value) }
     }
 
     /// Field `index` of `headers`, byte for byte.
     public mutating func add(field index: Int, of headers: HeaderList) {
-        headers.withFieldBytes(index) { name, value in
-            out.append(0x0D)
-            out.append(0x0A)
-            out.append(contentsOf: name)
-            out.append(0x3A)
-            out.append(0x20)
-            out.append(contentsOf: value)
-        }
+        headers.withFieldBytes(index) { name, value in addField(name, value) }
+    }
+
+    private mutating func addField(_ name: UnsafeBufferPointer<UInt8>, _ value: UnsafeBufferPointer<UInt8>) {
+        out.append(0x0D)
+        out.append(0x0A)
+        out.append(contentsOf: name)
+        out.append(0x3A)
+        out.append(0x20)
+        out.append(contentsOf: value)
     }
 
     /// The finished head, with the body's exact `Content-Length`.
@@ -52,24 +54,6 @@ public struct HeadWriter {
         out.appendDecimal(contentLength)
         out.appendUTF8("\r\n\r\n")
         return out
-    }
-}
-
-/// Heads from lists of string pairs (hookgate's own answers, tests).
-public enum HTTPHeadText {
-    /// `POST target HTTP/1.1`, `Host`, `headers`, and the body's exact `Content-Length`.
-    public static func request(target: String, authority: String, headers: [(name: String, value: String)],
-                               contentLength: Int) -> [UInt8] {
-        var writer = HeadWriter(postTo: target, authority: authority)
-        for (name, value) in headers { writer.add(name, value) }
-        return writer.finish(contentLength: contentLength)
-    }
-
-    /// `HTTP/1.1 status phrase`, `headers`, and the body's exact `Content-Length`.
-    public static func response(status: Int, headers: [(name: String, value: String)], contentLength: Int) -> [UInt8] {
-        var writer = HeadWriter(status: status)
-        for (name, value) in headers { writer.add(name, value) }
-        return writer.finish(contentLength: contentLength)
     }
 }
 
