@@ -20,7 +20,7 @@ final class Worker {
     private let connectionCap: Int
     private var pools: [ObjectIdentifier: UpstreamPool] = [:]
     /// Pools of a configuration replaced by a reload, kept until their last forward ends.
-    private var retiring: [UpstreamPool] = []
+    var retiring: [UpstreamPool] = []
     private var requestCounter: UInt64 = 0
     private let requestIDPrefix: String
     /// Whether the listener speaks TLS (fixed at start; certificates follow reloads).
@@ -139,7 +139,7 @@ final class Worker {
     }
 
     /// Runs from the mailbox, never inside a libevent callback of a connection being freed.
-    private func freeIdleRetiredPools() {
+    func freeIdleRetiredPools() {
         retiring.removeAll { $0.busyConnections == 0 && $0.waitingCount == 0 }
     }
 
@@ -211,7 +211,7 @@ final class Worker {
         }
         exchange.envelope = envelope
         let key = EventKey(source: envelope.source, id: envelope.id)
-        switch gateway.ledgers.claimOrWait(route: route.name, key: key, waiter: WaitingCopy(exchange: exchange, worker: self)) {
+        switch gateway.ledger.claimOrWait(route: route.name, key: key, waiter: WaitingCopy(exchange: exchange, worker: self)) {
         case nil:
             return  // answered when the copy in flight finishes
         case .delivered?:
@@ -239,33 +239,5 @@ final class Worker {
         let pool = UpstreamPool(route: route, base: base, dns: dns)
         pools[ObjectIdentifier(route)] = pool
         return pool
-    }
-
-    /// Ends a forward: records the event as delivered only if the upstream accepted it, answers
-    /// the sender, then answers every copy that waited on this one.
-    func finishForward(_ job: ForwardJob, outcome: UpstreamOutcome?, reply: UpstreamReply?, busy: Rejection?) {
-        let exchange = job.exchange
-        let route = exchange.route!
-        let answer: SenderAnswer = busy.map { .reject($0) } ?? SenderAnswer.forOutcome(outcome!)
-        var delivered = false
-        if case .relay(_, let accepted) = answer { delivered = accepted }
-        let upstreamStatus: Int? = if case .response(let s)? = outcome { s } else { nil }
-        if outcome != nil {
-            gateway.recordUpstream(route: route, status: upstreamStatus,
-                                   microseconds: MonotonicClock.microseconds() - job.startedMicroseconds)
-        }
-        let key = EventKey(source: exchange.envelope!.source, id: exchange.envelope!.id)
-        let waiters = gateway.ledgers.finish(route: route.name, key: key, delivered: delivered)
-        switch answer {
-        case .relay(let status, _):
-            exchange.relay(status: status, reply: reply!)
-        case .reject(let rejection):
-            exchange.reject(rejection, upstreamStatus: upstreamStatus)
-        }
-        gateway.forwardFinished()
-        if !retiring.isEmpty { mailbox.post { [self] in freeIdleRetiredPools() } }
-        for waiter in waiters {
-            waiter.worker.mailbox.post { waiter.exchange.answerAsWaiter(firstCopyDelivered: delivered) }
-        }
     }
 }

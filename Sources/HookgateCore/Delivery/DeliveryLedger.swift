@@ -1,14 +1,3 @@
-/// What identifies an event for de-duplication within one route: CloudEvents says `source` + `id`
-/// is unique, and both come from the signed body.
-public struct EventKey: Hashable, Sendable {
-    public var source: String
-    public var id: String
-    public init(source: String, id: String) {
-        self.source = source
-        self.id = id
-    }
-}
-
 /// The record of which events a route has delivered (the upstream answered 2xx) and which are
 /// being forwarded right now. Delivered ids are kept in an LRU bounded by `capacity` and
 /// forgotten `ttl` after they were delivered or last seen again as a duplicate; in-flight ids

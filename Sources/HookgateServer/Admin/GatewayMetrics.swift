@@ -52,10 +52,10 @@ final class GatewayMetrics {
     }
 
     /// The exposition text, with the dedup ledgers' sizes read at scrape time.
-    func exposition(ledgers: DeliveryLedgers) -> [UInt8] {
+    func exposition(ledger: SharedLedger) -> [UInt8] {
         scrapeLock.lock()
         defer { scrapeLock.unlock() }
-        for stat in ledgers.statistics() {
+        for stat in ledger.statistics() {
             cached("dedup|\(stat.route)") {
                 registry.makeGauge(name: "hookgate_dedup_entries", labels: [("route", stat.route)],
                                    help: "Delivered event ids remembered.")

@@ -7,7 +7,7 @@ import Logging
 /// shutdown sequence (stop accepting, answer 503 to new requests, let forwards finish, exit).
 public final class Gateway {
     private let runtimeBox: Locked<RuntimeConfiguration>
-    let ledgers = DeliveryLedgers()
+    let ledger = SharedLedger()
     private var workers: [Worker] = []
     private let threads = DispatchGroup()
     private let draining = Locked(false)
@@ -35,7 +35,7 @@ public final class Gateway {
         let runtime = try RuntimeConfiguration.make(configuration).get()
         for route in runtime.compiledRoutes { route.metrics = metrics.route(named: route.name) }
         runtimeBox = Locked(runtime)
-        ledgers.configure(configuration.routes)
+        ledger.configure(configuration.routes)
         log = Logger(label: "hookgate")
     }
 
@@ -46,7 +46,7 @@ public final class Gateway {
     /// Listening with a valid configuration and not draining (`/readyz`).
     var isReady: Bool { serving.withLock { $0 } && !isDraining }
 
-    func metricsExposition() -> [UInt8] { metrics.exposition(ledgers: ledgers) }
+    func metricsExposition() -> [UInt8] { metrics.exposition(ledger: ledger) }
 
     /// Binds the listening sockets and starts every worker on its own thread.
     public func start() throws {
@@ -194,7 +194,7 @@ public final class Gateway {
                 || configuration.adminListen != old.adminListen || (configuration.tls == nil) != (old.tls == nil) {
                 log.warning("changes to listen, listen.tls on/off, workers and admin.listen take effect only after a restart; certificates, routes, secrets, upstreams and limits are reloaded")
             }
-            ledgers.configure(configuration.routes)
+            ledger.configure(configuration.routes)
             for route in fresh.compiledRoutes { route.metrics = metrics.route(named: route.name) }
             runtimeBox.withLock { $0 = fresh }
             for worker in workers {

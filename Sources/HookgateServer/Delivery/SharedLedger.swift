@@ -9,7 +9,7 @@ struct WaitingCopy {
 
 /// The dedup ledgers of all routes, shared by every worker under one lock, so that a duplicate
 /// is recognised whichever worker receives it. Keyed by route name, so they survive reloads.
-final class DeliveryLedgers {
+final class SharedLedger {
     private let state = Locked<[String: DeliveryLedger<WaitingCopy>]>([:])
 
     /// Creates or resizes the ledger of each route (start-up and reload).

@@ -1,0 +1,33 @@
+import HookgateCore
+
+/// Where an event is recorded as delivered: only here, and only when the upstream accepted it
+/// (the rule is `SenderAnswer.forOutcome` in HookgateCore/Delivery/UpstreamAnswerPolicy.swift).
+extension Worker {
+    /// Ends a forward: records the event as delivered only if the upstream accepted it, answers
+    /// the sender, then answers every copy that waited on this one.
+    func finishForward(_ job: ForwardJob, outcome: UpstreamOutcome?, reply: UpstreamReply?, busy: Rejection?) {
+        let exchange = job.exchange
+        let route = exchange.route!
+        let answer: SenderAnswer = busy.map { .reject($0) } ?? SenderAnswer.forOutcome(outcome!)
+        var delivered = false
+        if case .relay(_, let accepted) = answer { delivered = accepted }
+        let upstreamStatus: Int? = if case .response(let s)? = outcome { s } else { nil }
+        if outcome != nil {
+            gateway.recordUpstream(route: route, status: upstreamStatus,
+                                   microseconds: MonotonicClock.microseconds() - job.startedMicroseconds)
+        }
+        let key = EventKey(source: exchange.envelope!.source, id: exchange.envelope!.id)
+        let waiters = gateway.ledger.finish(route: route.name, key: key, delivered: delivered)
+        switch answer {
+        case .relay(let status, _):
+            exchange.relay(status: status, reply: reply!)
+        case .reject(let rejection):
+            exchange.reject(rejection, upstreamStatus: upstreamStatus)
+        }
+        gateway.forwardFinished()
+        if !retiring.isEmpty { mailbox.post { [self] in freeIdleRetiredPools() } }
+        for waiter in waiters {
+            waiter.worker.mailbox.post { waiter.exchange.answerAsWaiter(firstCopyDelivered: delivered) }
+        }
+    }
+}

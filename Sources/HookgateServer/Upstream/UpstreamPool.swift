@@ -1,0 +1,138 @@
+import CLibevent
+import HookgateCore
+
+/// The connections of one worker to one route's upstream: at most `maxConnections`, each reused
+/// (keep-alive); requests beyond that wait in FIFO order, at most `queueLimit`, and are then
+/// answered 503 (nothing was sent, so the retry is safe). A request that is sent always gets the
+/// whole `upstream.timeout` for its answer: sending it with only a sliver of time left would make
+/// hookgate answer 504 while the upstream accepts it, and the sender's retry a second delivery.
+final class UpstreamPool {
+    let route: CompiledRoute
+    private let url: UpstreamURL
+    private let base: OpaquePointer
+    private let dns: OpaquePointer?
+    private var idle: [UpstreamConnection] = []
+    private var opened = 0
+    private var busy = 0
+    private var waiting: [ForwardJob] = []
+    private var waitingHead = 0
+    /// Every job placed and not yet ended, so that a teardown can release them.
+    private var active: [ObjectIdentifier: ForwardJob] = [:]
+    /// Requests waiting beyond this many are refused at once (503) instead of queued.
+    static let maximumWaiting = 10_000
+
+    init(route: CompiledRoute, base: OpaquePointer, dns: OpaquePointer?) {
+        self.route = route
+        url = route.upstream.url
+        self.base = base
+        self.dns = dns
+    }
+
+    /// Connections currently carrying a request.
+    var busyConnections: Int { busy }
+    var waitingCount: Int { waiting.count - waitingHead }
+
+    /// How long a request may wait for a free connection: what the sender's 30 s leave after the
+    /// upstream's own timeout and a second of margin, and never more than that timeout.
+    var queueLimitMilliseconds: Int64 {
+        let timeout = route.upstream.timeout.milliseconds
+        return max(0, min(timeout, ConfigurationLoader.senderDeadline.milliseconds - 1_000 - timeout))
+    }
+
+    func submit(_ job: ForwardJob) {
+        active[ObjectIdentifier(job)] = job
+        place(job)
+    }
+
+    /// Releases every job still in the pool when the loop has ended with forwards in flight (the
+    /// shutdown grace expired): their timers, connections and exchanges are freed, nothing is
+    /// reported.
+    func abandonAll() {
+        for job in active.values {
+            job.connection?.abandon()
+            job.connection = nil
+            _ = job.finish()
+        }
+        active.removeAll()
+        waiting.removeAll()
+        waitingHead = 0
+        idle.removeAll()
+    }
+
+    private func place(_ job: ForwardJob) {
+        while let last = idle.last, last.closed {
+            idle.removeLast()
+            opened -= 1
+        }
+        if let connection = idle.popLast() {
+            dispatch(job, on: connection)
+        } else if opened < route.upstream.maxConnections {
+            guard let connection = UpstreamConnection(pool: self, base: base, dns: dns, url: url, tls: route.upstreamTLS,
+                                                      verify: !route.upstream.tlsInsecureSkipVerify) else {
+                end(job, outcome: .unreachable("cannot open a connection"), reply: nil)
+                return
+            }
+            opened += 1
+            dispatch(job, on: connection)
+        } else if waitingCount >= Self.maximumWaiting || queueLimitMilliseconds == 0 {
+            end(job, busy: Rejection(.upstreamBusy, "every upstream connection is busy"))
+        } else {
+            job.arm(base: base, milliseconds: queueLimitMilliseconds)
+            waiting.append(job)
+        }
+    }
+
+    private func dispatch(_ job: ForwardJob, on connection: UpstreamConnection) {
+        job.connection = connection
+        job.arm(base: base, milliseconds: route.upstream.timeout.milliseconds)
+        busy += 1
+        route.metrics.connectionsInUse(change: 1)
+        connection.send(job)
+    }
+
+    /// The job's one timer fired.
+    func deadlinePassed(_ job: ForwardJob) {
+        if let connection = job.connection {
+            connection.abort()  // reports back through `finished`
+        } else {
+            // Still waiting for a connection: `dequeue` skips finished jobs.
+            end(job, busy: Rejection(.upstreamBusy, "no upstream connection became free in time"))
+        }
+    }
+
+    /// A connection's report on the job it carried.
+    func finished(_ job: ForwardJob, on connection: UpstreamConnection, outcome: UpstreamOutcome, reply: UpstreamReply?) {
+        job.connection = nil
+        busy -= 1
+        route.metrics.connectionsInUse(change: -1)
+        if connection.closed {
+            opened -= 1
+        } else {
+            idle.append(connection)
+        }
+        end(job, outcome: outcome, reply: reply)
+        if let next = dequeue() { place(next) }
+    }
+
+    private func end(_ job: ForwardJob, outcome: UpstreamOutcome? = nil, reply: UpstreamReply? = nil, busy rejection: Rejection? = nil) {
+        active[ObjectIdentifier(job)] = nil
+        guard job.finish() else { return }
+        job.exchange.worker.finishForward(job, outcome: outcome, reply: reply, busy: rejection)
+    }
+
+    private func dequeue() -> ForwardJob? {
+        while waitingHead < waiting.count {
+            let job = waiting[waitingHead]
+            waitingHead += 1
+            if waitingHead == waiting.count {
+                waiting.removeAll(keepingCapacity: true)
+                waitingHead = 0
+            } else if waitingHead > 1024 && waitingHead * 2 > waiting.count {
+                waiting.removeFirst(waitingHead)
+                waitingHead = 0
+            }
+            if !job.finished { return job }
+        }
+        return nil
+    }
+}
