@@ -13,7 +13,7 @@ struct RejectionTests {
         .signatureMissing: 401, .signatureMalformed: 401, .signatureMismatch: 401,
         .envelopeInvalid: 400, .eventIDMismatch: 400, .eventTypeMismatch: 400,
         .duplicate: 200, .inFlight: 503, .upstreamUnreachable: 502, .upstreamTimeout: 504,
-        .upstreamInvalidResponse: 502, .upstreamBusy: 503, .shuttingDown: 503,
+        .upstreamInvalidResponse: 502, .upstreamBusy: 503, .shuttingDown: 503, .ledgerUnavailable: 503,
     ]
 
     @Test func everyReasonHasAnExpectedStatus() {
@@ -29,7 +29,7 @@ struct RejectionTests {
     @Test(arguments: Reason.allCases)
     func retryAfter(_ reason: Reason) {
         let expected: Int? = switch reason {
-        case .inFlight, .upstreamBusy: 1
+        case .inFlight, .upstreamBusy, .ledgerUnavailable: 1
         case .shuttingDown: 5
         default: nil
         }

@@ -27,6 +27,9 @@ public enum Reason: String, Sendable, CaseIterable {
     case upstreamTimeout = "upstream_timeout"
     case upstreamInvalidResponse = "upstream_invalid_response"
     case upstreamBusy = "upstream_busy"
+    /// The shared ledger could not be reached and the configuration says to refuse rather than
+    /// risk a duplicate (`ledger.redis.on_unavailable: reject`).
+    case ledgerUnavailable = "ledger_unavailable"
     case shuttingDown = "shutting_down"
 
     /// The status sent to the sender. 5xx and 429 make the platform retry; other 4xx do not,
@@ -46,7 +49,7 @@ public enum Reason: String, Sendable, CaseIterable {
              .signatureMissing, .signatureMalformed, .signatureMismatch: return 401
         case .envelopeInvalid, .eventIDMismatch, .eventTypeMismatch: return 400
         case .duplicate: return 200
-        case .inFlight, .upstreamBusy, .shuttingDown: return 503
+        case .inFlight, .upstreamBusy, .shuttingDown, .ledgerUnavailable: return 503
         case .upstreamUnreachable, .upstreamInvalidResponse: return 502
         case .upstreamTimeout: return 504
         }
@@ -55,7 +58,7 @@ public enum Reason: String, Sendable, CaseIterable {
     /// Whether the answer carries `Retry-After` (the sender should come back soon).
     public var retryAfterSeconds: Int? {
         switch self {
-        case .inFlight, .upstreamBusy: return 1
+        case .inFlight, .upstreamBusy, .ledgerUnavailable: return 1
         case .shuttingDown: return 5
         default: return nil
         }

@@ -25,6 +25,11 @@ extension Worker {
             exchange.reject(rejection, upstreamStatus: upstreamStatus)
         }
         gateway.forwardFinished()
+        if delivered {
+            gateway.store.recordDelivered(route: route.name, key: key, ttlMilliseconds: route.settings.dedup.ttl.milliseconds, worker: self)
+        } else {
+            gateway.store.release(route: route.name, key: key, worker: self)
+        }
         if !retiring.isEmpty { mailbox.post { [self] in freeIdleRetiredPools() } }
         for waiter in waiters {
             waiter.worker.mailbox.post { waiter.exchange.answerAsWaiter(firstCopyDelivered: delivered) }

@@ -8,6 +8,8 @@ import Logging
 public final class Gateway {
     private let runtimeBox: Locked<RuntimeConfiguration>
     let ledger = SharedLedger()
+    /// Where delivered ids live beyond this process's memory (`ledger.store`).
+    let store: LedgerStore
     private var workers: [Worker] = []
     private let threads = DispatchGroup()
     private let draining = Locked(false)
@@ -36,6 +38,7 @@ public final class Gateway {
         for route in runtime.compiledRoutes { route.metrics = metrics.route(named: route.name) }
         runtimeBox = Locked(runtime)
         ledger.configure(configuration.routes)
+        store = MemoryLedgerStore()
         log = Logger(label: "hookgate")
     }
 
@@ -115,6 +118,7 @@ public final class Gateway {
         for number in [SIGTERM, SIGINT, SIGHUP] { sigaddset(&signals, number) }
         pthread_sigmask(SIG_BLOCK, &signals, nil)
         threads.wait()
+        store.flush()
         pthread_sigmask(SIG_UNBLOCK, &signals, nil)
         for event in signalEvents { event_free(event) }
         if let drainTimer { event_free(drainTimer) }

@@ -216,10 +216,48 @@ final class Worker {
             return  // answered when the copy in flight finishes
         case .delivered?:
             exchange.answerDuplicate()
+            gateway.store.renew(route: route.name, key: key, ttlMilliseconds: route.settings.dedup.ttl.milliseconds, worker: self)
         case .inFlight?:
             exchange.reject(Rejection(.inFlight, "too many copies of this event are waiting; retry"))
         case .forward?:
-            forward(exchange, route: route, envelope: envelope)
+            claimInStore(exchange, route: route, envelope: envelope, key: key)
+        }
+    }
+
+    /// The first copy in this process: the ledger store may know the event from another replica
+    /// or from before a restart. Counted as a forward in flight from here, so that a drain waits
+    /// for the store's answer too.
+    private func claimInStore(_ exchange: InboundExchange, route: CompiledRoute, envelope: CloudEventEnvelope, key: EventKey) {
+        gateway.forwardStarted()
+        let retryCount = exchange.retryCount
+        gateway.store.claim(route: route.name, key: key, retryCount: retryCount, worker: self) { [self] answer in
+            switch answer {
+            case .forward:
+                forward(exchange, route: route, envelope: envelope)
+                return
+            case .delivered:
+                endWithoutForward(exchange, route: route, key: key, delivered: true) { $0.answerDuplicate() }
+            case .claimedElsewhere:
+                endWithoutForward(exchange, route: route, key: key, delivered: false) {
+                    $0.reject(Rejection(.inFlight, "another copy of this event is being forwarded; retry"))
+                }
+            case .unavailable:
+                endWithoutForward(exchange, route: route, key: key, delivered: false) {
+                    $0.reject(Rejection(.ledgerUnavailable, "the shared ledger is unavailable; retry"))
+                }
+            }
+        }
+    }
+
+    /// The store answered for the event: the local claim ends (remembered as delivered or released)
+    /// and every copy that waited on it gets the same outcome.
+    private func endWithoutForward(_ exchange: InboundExchange, route: CompiledRoute, key: EventKey, delivered: Bool,
+                                   answer: (InboundExchange) -> Void) {
+        let waiters = gateway.ledger.finish(route: route.name, key: key, delivered: delivered)
+        answer(exchange)
+        gateway.forwardFinished()
+        for waiter in waiters {
+            waiter.worker.mailbox.post { waiter.exchange.answerAsWaiter(firstCopyDelivered: delivered) }
         }
     }
 
@@ -230,7 +268,6 @@ final class Worker {
                            requestID: exchange.requestID, envelope: envelope),
             addHeaders: route.upstream.addHeaders, contentLength: evbuffer_get_length(exchange.body))
         let pool = self.pool(for: route)
-        gateway.forwardStarted()
         pool.submit(ForwardJob(exchange: exchange, requestHead: head, pool: pool))
     }
 

@@ -45,6 +45,14 @@ final class InboundExchange {
         }
     }
 
+    /// The sender's `X-VECU-Retry-Count` (0 for the first attempt; 0 when absent or not plain
+    /// decimal digits, so that a malformed header can never unlock last-attempt behaviour).
+    var retryCount: Int {
+        guard case .one(let text) = headers.value(named: "X-VECU-Retry-Count"), !text.isEmpty, text.utf8.count <= 4,
+              text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return 0 }
+        return Int(text) ?? 0
+    }
+
     /// The request body, in the connection's buffer until it is forwarded.
     var body: OpaquePointer { connection.body }
 
