@@ -15,6 +15,8 @@ public struct Configuration: Sendable {
     public var routes: [Route] = []
     /// `admin.listen`: the operator's listener (health, readiness, metrics). Off when absent.
     public var adminListen: ListenAddress?
+    /// `ledger`: where delivered ids are remembered (memory, sqlite or redis). Default memory.
+    public var ledger = LedgerConfiguration()
 
     public init() {}
 

@@ -23,10 +23,14 @@ public struct ConfigurationProblems: Error, Sendable, CustomStringConvertible {
 public struct SecretEnvironment: Sendable {
     public var variables: [String: String]
     public var readFile: @Sendable (String) throws -> [UInt8]
+    /// Whether a folder exists and this process may create files in it (`ledger.sqlite.path`).
+    public var isWritableDirectory: @Sendable (String) -> Bool
 
-    public init(variables: [String: String], readFile: @escaping @Sendable (String) throws -> [UInt8]) {
+    public init(variables: [String: String], readFile: @escaping @Sendable (String) throws -> [UInt8],
+                isWritableDirectory: @escaping @Sendable (String) -> Bool = { _ in true }) {
         self.variables = variables
         self.readFile = readFile
+        self.isWritableDirectory = isWritableDirectory
     }
 }
 
@@ -52,7 +56,8 @@ public enum ConfigurationLoader {
             return .failure(ConfigurationProblems(problems: [.init(key: "", message: "the file must be a YAML mapping")]))
         }
         var config = Configuration()
-        let fields = reader.fields(top, at: "", allowed: ["listen", "workers", "limits", "shutdown_grace", "routes", "admin"])
+        let fields = reader.fields(top, at: "", allowed: ["listen", "workers", "limits", "shutdown_grace", "routes", "admin",
+                                                          "ledger"])
 
         if let node = fields["listen"] {
             var addressNode: Node? = node
@@ -132,6 +137,10 @@ public enum ConfigurationLoader {
             reader.problem("routes", "is required")
         }
 
+        if let node = fields["ledger"] {
+            config.ledger = loadLedger(node, routes: config.routes, reader: &reader, environment: environment)
+        }
+
         if let admin = config.adminListen, admin == config.listen, admin.port != 0 {
             reader.problem("admin.listen", "must differ from listen: admin paths are never served on the webhook port")
         }
@@ -190,7 +199,8 @@ public enum ConfigurationLoader {
         return Configuration.Verify(scheme: scheme, secrets: secrets, tolerance: tolerance)
     }
 
-    private static func loadSecret(_ node: Node, at key: String, reader: inout NodeReader, environment: SecretEnvironment) -> Secret? {
+    static func loadSecret(_ node: Node, at key: String, reader: inout NodeReader, environment: SecretEnvironment,
+                           minimumBytes: Int = minimumSecretBytes) -> Secret? {
         guard let map = reader.mapping(node, at: key) else { return nil }
         let f = reader.fields(map, at: key, allowed: ["env", "file", "value"])
         guard f.count == 1, let (kind, valueNode) = f.first else {
@@ -219,8 +229,8 @@ public enum ConfigurationLoader {
         default:
             secret = Secret(origin: .literal, bytes: Array(text.utf8))
         }
-        if secret.bytes.count < minimumSecretBytes {
-            reader.problem(key, "secret is \(secret.bytes.count) bytes; at least \(minimumSecretBytes) are required")
+        if secret.bytes.count < minimumBytes {
+            reader.problem(key, "secret is \(secret.bytes.count) bytes; at least \(minimumBytes) are required")
             return nil
         }
         return secret
@@ -284,7 +294,7 @@ public enum ConfigurationLoader {
 }
 
 /// Walks a YAML node tree, keeping the problems it finds.
-private struct NodeReader {
+struct NodeReader {
     var problems: [ConfigurationProblem] = []
 
     mutating func problem(_ key: String, _ message: String) {

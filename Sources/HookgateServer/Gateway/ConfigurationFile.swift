@@ -22,7 +22,11 @@ public enum ConfigurationFile {
     }
 
     public static var processEnvironment: SecretEnvironment {
-        SecretEnvironment(variables: ProcessInfo.processInfo.environment, readFile: readFile)
+        SecretEnvironment(variables: ProcessInfo.processInfo.environment, readFile: readFile,
+                          isWritableDirectory: { path in
+                              var status = stat()
+                              return stat(path, &status) == 0 && (status.st_mode & S_IFMT) == S_IFDIR && access(path, W_OK | X_OK) == 0
+                          })
     }
 
     /// A whole file, or an error that says why not (permission, missing, a directory...).
