@@ -15,6 +15,9 @@ public struct Configuration: Sendable {
     public var routes: [Route] = []
     /// `admin.listen`: the operator's listener (health, readiness, metrics). Off when absent.
     public var adminListen: ListenAddress?
+    /// `trusted_proxies`: peers (CIDRs or addresses) whose `X-Forwarded-For`, `X-Forwarded-Proto`,
+    /// `X-Forwarded-Host`, `X-Real-IP` and `Forwarded` are believed. Default none.
+    public var trustedProxies: [IPNetwork] = []
 
     public init() {}
 
