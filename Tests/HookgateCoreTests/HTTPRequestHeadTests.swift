@@ -183,14 +183,14 @@ struct HTTPRequestHeadTests {
 
     @Test(arguments: [
         ("0", 0), ("a", 10), ("A", 10), ("1a", 26), ("00000000001F", 31), ("ffffffffffff", 0xFFFF_FFFF_FFFF),
-        ("1;name=value", 1), ("1 ;name", 1), ("1\t; name", 1), ("10;", 16), ("1 ", 1),
+        ("1;name=value", 1), ("1 ;name", 1), ("1\t; name", 1), ("1 ", 1),
     ] as [(String, Int)])
     func chunkSize(_ line: String, _ size: Int) {
         let parsed = Array(line.utf8).withUnsafeBytes { HTTPRequestHead.parseChunkSize($0) }
         #expect(parsed == size)
     }
 
-    @Test(arguments: ["", ";ext", " 1", "g", "-1", "+1", "0x1", "1000000000000", "1 2", "1 x", "1\t2;ext", "١"])
+    @Test(arguments: ["", ";ext", " 1", "g", "-1", "+1", "0x1", "1000000000000", "1 2", "1 x", "1\t2;ext", "١", "10;"])
     func chunkSizeRefused(_ line: String) {
         let parsed = Array(line.utf8).withUnsafeBytes { HTTPRequestHead.parseChunkSize($0) }
         #expect(parsed == nil)

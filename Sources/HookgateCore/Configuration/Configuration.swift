@@ -17,6 +17,9 @@ public struct Configuration: Sendable {
     public var adminListen: ListenAddress?
     /// `ledger`: where delivered ids are remembered (memory, sqlite or redis). Default memory.
     public var ledger = LedgerConfiguration()
+    /// `trusted_proxies`: peers (CIDRs or addresses) whose `X-Forwarded-For`, `X-Forwarded-Proto`,
+    /// `X-Forwarded-Host`, `X-Real-IP` and `Forwarded` are believed. Default none.
+    public var trustedProxies: [IPNetwork] = []
 
     public init() {}
 

@@ -56,8 +56,16 @@ public enum ConfigurationLoader {
             return .failure(ConfigurationProblems(problems: [.init(key: "", message: "the file must be a YAML mapping")]))
         }
         var config = Configuration()
-        let fields = reader.fields(top, at: "", allowed: ["listen", "workers", "limits", "shutdown_grace", "routes", "admin",
-                                                          "ledger"])
+        let fields = reader.fields(top, at: "", allowed: [
+            "listen",
+            "workers",
+            "limits",
+            "shutdown_grace",
+            "routes",
+            "admin",
+            "ledger",
+            "trusted_proxies",
+        ])
 
         if let node = fields["listen"] {
             var addressNode: Node? = node
@@ -139,6 +147,13 @@ public enum ConfigurationLoader {
 
         if let node = fields["ledger"] {
             config.ledger = loadLedger(node, routes: config.routes, reader: &reader, environment: environment)
+        }
+        if let node = fields["trusted_proxies"], let list = reader.sequence(node, at: "trusted_proxies") {
+            for (i, item) in list.enumerated() {
+                guard let text = reader.string(item, at: "trusted_proxies[\(i)]") else { continue }
+                if let network = IPNetwork(parsing: text) { config.trustedProxies.append(network) }
+                else { reader.problem("trusted_proxies[\(i)]", "expected an IPv4 or IPv6 address or CIDR (e.g. 10.0.0.0/8, fd00::/8), got \"\(text)\"") }
+            }
         }
 
         if let admin = config.adminListen, admin == config.listen, admin.port != 0 {

@@ -1,18 +1,25 @@
 /// The header set sent to the upstream: the inbound headers less hop-by-hop and gateway-owned
-/// ones, then the forwarding headers, the verification headers and the route's static headers.
+/// ones (and those `HeaderPolicy.isDroppedFromRequest` names), then the forwarding headers, the
+/// verification headers and the route's static headers.
 public struct ForwardedHeaders {
     /// Facts about the inbound request that the added headers report.
     public struct Context {
+        /// The connection's peer, appended to `X-Forwarded-For`.
         public var clientAddress: String
         public var scheme: String
         public var requestID: String
         public var envelope: CloudEventEnvelope
+        /// The peer is in `trusted_proxies`: its `X-Forwarded-Proto`, `X-Forwarded-Host`,
+        /// `X-Real-IP` and `Forwarded` are passed on instead of replaced or removed.
+        public var peerTrusted: Bool
 
-        public init(clientAddress: String, scheme: String, requestID: String, envelope: CloudEventEnvelope) {
+        public init(clientAddress: String, scheme: String, requestID: String, envelope: CloudEventEnvelope,
+                    peerTrusted: Bool = false) {
             self.clientAddress = clientAddress
             self.scheme = scheme
             self.requestID = requestID
             self.envelope = envelope
+            self.peerTrusted = peerTrusted
         }
     }
 
@@ -33,8 +40,14 @@ public struct ForwardedHeaders {
         var connectionListed: Set<String> = []
         var forwardedFor: String?
         var host: String?
+        var keptProto = false
+        var keptHost = false
         for i in 0..<inbound.count {
-            if inbound.nameIs(i, "connection") {
+            if context.peerTrusted, inbound.nameIs(i, "x-forwarded-proto") {
+                keptProto = true
+            } else if context.peerTrusted, inbound.nameIs(i, "x-forwarded-host") {
+                keptHost = true
+            } else if inbound.nameIs(i, "connection") {
                 connectionListed.formUnion(HeaderPolicy.connectionListed(inbound.value(at: i)))
             } else if inbound.nameIs(i, "x-forwarded-for") {
                 let value = inbound.value(at: i)
@@ -45,14 +58,18 @@ public struct ForwardedHeaders {
         }
         for i in 0..<inbound.count {
             if inbound.nameIs(i, "x-forwarded-for") || inbound.nameIs(i, "x-request-id") { continue }
-            if inbound.withFieldBytes(i, { name, _ in HeaderPolicy.isDroppedWhenForwarding(name, connectionListed: connectionListed) }) {
+            let kept = (keptProto && inbound.nameIs(i, "x-forwarded-proto")) || (keptHost && inbound.nameIs(i, "x-forwarded-host"))
+            if !kept, inbound.withFieldBytes(i, { name, _ in
+                HeaderPolicy.isDroppedWhenForwarding(name, connectionListed: connectionListed)
+                    || HeaderPolicy.isDroppedFromRequest(name, trustedPeer: context.peerTrusted)
+            }) {
                 continue
             }
             emit(.inbound(i))
         }
         emit(.set("X-Forwarded-For", forwardedFor.map { "\($0), \(context.clientAddress)" } ?? context.clientAddress))
-        emit(.set("X-Forwarded-Proto", context.scheme))
-        if let host { emit(.set("X-Forwarded-Host", host)) }
+        if !keptProto { emit(.set("X-Forwarded-Proto", context.scheme)) }
+        if !keptHost, let host { emit(.set("X-Forwarded-Host", host)) }
         emit(.set("X-Request-Id", context.requestID))
         emit(.set("X-Hookgate-Verified", "hmac-sha256"))
         emit(.set("X-Hookgate-Event-Id", headerSafe(context.envelope.id)))

@@ -97,23 +97,27 @@ public struct HTTPRequestHead: Sendable {
         }
         if fields.repeatedTransferEncoding { return .failure(.unsupportedTransferEncoding) }
         if fields.repeatedExpect { return .failure(.expectationFailed) }
-        let (headers, contentLength, transferEncoding, expect, hostCount) =
-            (fields.headers, fields.contentLength, fields.transferEncoding, fields.expect, fields.hostCount)
-        if version == .http11, hostCount != 1 {
-            return .failure(.malformed(hostCount == 0 ? "Host header is required" : "Host header appears more than once"))
+        let (headers, contentLength, transferEncoding, expect) =
+            (fields.headers, fields.contentLength, fields.transferEncoding, fields.expect)
+        // RFC 9112 §3.2: exactly one Host in HTTP/1.1, at most one in HTTP/1.0, and a valid one;
+        // it becomes the upstream's X-Forwarded-Host.
+        if fields.hostCount > 1 { return .failure(.malformed("Host header appears more than once")) }
+        if version == .http11, fields.hostCount == 0 { return .failure(.malformed("Host header is required")) }
+        if let host = fields.host, !HostHeader.isValid(UnsafeRawBufferPointer(rebasing: bytes[host]).assumingMemoryBound(to: UInt8.self)) {
+            return .failure(.malformed("invalid Host header"))
         }
         let framing: Framing
         if let te = transferEncoding {
             guard contentLength == nil else { return .failure(.malformed("both Content-Length and Transfer-Encoding")) }
             guard version == .http11 else { return .failure(.malformed("Transfer-Encoding in an HTTP/1.0 request")) }
-            guard te == "chunked" else { return .failure(.unsupportedTransferEncoding) }
+            guard te == .chunked else { return .failure(.unsupportedTransferEncoding) }
             framing = .chunked
         } else {
             framing = .length(contentLength ?? 0)
         }
         var expectsContinue = false
         if let expect {
-            guard expect == "100-continue" else { return .failure(.expectationFailed) }
+            guard expect == .continue100 else { return .failure(.expectationFailed) }
             expectsContinue = version == .http11
         }
         let keepAlive = version == .http11 ? !fields.connectionClose : fields.connectionKeepAlive
@@ -125,29 +129,9 @@ public struct HTTPRequestHead: Sendable {
 
     static func isTokenByte(_ c: UInt8) -> Bool { HTTPHeadLines.isTokenByte(c) }
 
-    /// Parses a chunk-size line (without its CRLF): hex digits, optionally followed by `;`
-    /// extensions, which are ignored. nil for anything else or sizes beyond 2^48.
+    /// Parses a chunk-size line (without its CRLF): hex digits, optionally followed by RFC 9112
+    /// chunk extensions, which are checked and ignored. nil for anything else or sizes beyond 2^48.
     public static func parseChunkSize(_ line: UnsafeRawBufferPointer) -> Int? {
-        var size = 0
-        var digits = 0
-        for (k, c) in line.enumerated() {
-            let v: Int
-            switch c {
-            case 0x30...0x39: v = Int(c - 0x30)
-            case 0x61...0x66: v = Int(c - 0x61 + 10)
-            case 0x41...0x46: v = Int(c - 0x41 + 10)
-            case UInt8(ascii: ";"):
-                return digits > 0 ? size : nil
-            case 0x20, 0x09:
-                // Whitespace may only precede an extension (BWS ";"), never more digits or text.
-                let rest = line[(k + 1)...].drop { $0 == 0x20 || $0 == 0x09 }
-                return digits > 0 && (rest.isEmpty || rest.first == UInt8(ascii: ";")) ? size : nil
-            default: return nil
-            }
-            digits += 1
-            guard digits <= 12 else { return nil }
-            size = size << 4 | v
-        }
-        return digits > 0 ? size : nil
+        ChunkedFraming.chunkSize(line)
     }
 }

@@ -44,7 +44,7 @@ public struct HTTPResponseHead: Sendable {
         if status < 200 || status == 204 || status == 304 {
             framing = .length(0)
         } else if let te = fields.transferEncoding {
-            guard !fields.repeatedTransferEncoding, te == "chunked", fields.contentLength == nil else {
+            guard !fields.repeatedTransferEncoding, te == .chunked, fields.contentLength == nil else {
                 return invalid("unsupported or conflicting Transfer-Encoding")
             }
             framing = .chunked

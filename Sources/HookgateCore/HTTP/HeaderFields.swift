@@ -105,6 +105,14 @@ public enum ASCIICase {
         name.withUTF8Buffer { equal(x, $0) }
     }
 
+    /// `bytes` with A-Z mapped to a-z and every other byte unchanged.
+    public static func lowercased(_ bytes: UnsafeBufferPointer<UInt8>) -> String {
+        String(unsafeUninitializedCapacity: bytes.count) { out in
+            for i in 0..<bytes.count { out[i] = lower(bytes[i]) }
+            return bytes.count
+        }
+    }
+
     /// `bytes` starts with `prefix`, which is lower-case ASCII, ignoring the case of `bytes`.
     public static func hasLowercasePrefix(_ bytes: UnsafeBufferPointer<UInt8>, _ prefix: UnsafeBufferPointer<UInt8>) -> Bool {
         guard bytes.count >= prefix.count else { return false }

@@ -28,7 +28,7 @@ public enum HeaderPolicy {
         if hasPrefixIgnoringCase(name, proxyPrefix) || hasPrefixIgnoringCase(name, ownedPrefix) { return true }
         if name.count < droppedNamesByLength.count,
            droppedNamesByLength[name.count].contains(where: { hasPrefixIgnoringCase(name, $0) }) { return true }
-        return !connectionListed.isEmpty && connectionListed.contains(String(decoding: name, as: UTF8.self).lowercased())
+        return !connectionListed.isEmpty && connectionListed.contains(ASCIICase.lowercased(name))
     }
 
     /// The names above as bytes, grouped by length (a name is compared only with those of its length).
@@ -45,11 +45,28 @@ public enum HeaderPolicy {
         prefix.withUnsafeBufferPointer { ASCIICase.hasLowercasePrefix(bytes, $0) }
     }
 
+    /// Whether an inbound request header is left out of the forward although the general rule
+    /// above keeps it:
+    /// - names with `_`: CGI and WSGI servers read `X_Forwarded_Host` as `X-Forwarded-Host`,
+    ///   so an underscore spelling would slip past every rule here (nginx drops them by default);
+    /// - `ce-*`: the sender uses structured mode only, and a CloudEvents SDK that sees one
+    ///   `ce-` header switches to binary mode and reads the event's id and type from unsigned
+    ///   headers;
+    /// - `Expect`: hookgate already answered it (nginx and Envoy drop it too);
+    /// - `X-Real-IP` and `Forwarded`, unless `trustedPeer`: only a trusted proxy may say who
+    ///   the client is.
+    public static func isDroppedFromRequest(_ name: UnsafeBufferPointer<UInt8>, trustedPeer: Bool) -> Bool {
+        if name.contains(UInt8(ascii: "_")) || hasPrefixIgnoringCase(name, cloudEventsPrefix) { return true }
+        if ASCIICase.equal(name, "expect") { return true }
+        return !trustedPeer && (ASCIICase.equal(name, "x-real-ip") || ASCIICase.equal(name, "forwarded"))
+    }
+    private static let cloudEventsPrefix = Array("ce-".utf8)
+
     /// Names the route's `add_headers` may not use: those the gateway owns or recomputes.
     public static func isReservedForAddHeaders(_ name: String) -> Bool {
-        let lower = name.lowercased()
+        let lower = name.withUTF8Bytes { ASCIICase.lowercased($0) }
         return isDroppedWhenForwarding(lower) || lower == "x-forwarded-for" || lower == "x-request-id"
-            || lower.hasPrefix("x-vecu-")
+            || lower.utf8.starts(with: "x-vecu-".utf8)
     }
 
     /// RFC 9110 token characters.
@@ -65,11 +82,12 @@ public enum HeaderPolicy {
         value.withUTF8Bytes { bytes in bytes.allSatisfy { c in c == 0x09 || (c >= 0x20 && c != 0x7F) } }
     }
 
-    /// The names listed in a `Connection` header value, lower-cased.
+    /// The names listed in a `Connection` header value, ASCII lower-cased (a Unicode mapping
+    /// would turn `\u{212A}eep-alive` into `keep-alive`).
     public static func connectionListed(_ value: String) -> Set<String> {
         var names: Set<String> = []
         value.withUTF8Bytes { bytes in
-            forEachListElement(bytes) { names.insert(String(decoding: $0, as: UTF8.self).lowercased()) }
+            forEachListElement(bytes) { names.insert(ASCIICase.lowercased($0)) }
         }
         return names
     }
@@ -91,14 +109,5 @@ public enum HeaderPolicy {
         !value.isEmpty && value.utf8.count <= 128 && value.utf8.allSatisfy { c in
             (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || "-_.:".utf8.contains(c)
         }
-    }
-}
-
-extension Substring {
-    func trimmingSpaces() -> Substring {
-        var s = self
-        while let f = s.first, f == " " || f == "\t" { s = s.dropFirst() }
-        while let l = s.last, l == " " || l == "\t" { s = s.dropLast() }
-        return s
     }
 }

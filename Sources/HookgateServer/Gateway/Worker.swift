@@ -265,7 +265,7 @@ final class Worker {
         let head = ForwardedHeaders.requestHead(
             target: route.upstream.url.target, authority: route.upstreamAuthority, inbound: exchange.headers,
             context: .init(clientAddress: exchange.connection.clientAddress, scheme: tls ? "https" : "http",
-                           requestID: exchange.requestID, envelope: envelope),
+                           requestID: exchange.requestID, envelope: envelope, peerTrusted: exchange.peerTrusted),
             addHeaders: route.upstream.addHeaders, contentLength: evbuffer_get_length(exchange.body))
         let pool = self.pool(for: route)
         pool.submit(ForwardJob(exchange: exchange, requestHead: head, pool: pool))

@@ -3,7 +3,8 @@ import HookgateCore
 
 /// Decodes a chunked body from an evbuffer as it arrives, moving the data into another evbuffer
 /// (no copy) and dropping chunk extensions and trailer fields. Used for requests and for
-/// upstream answers alike.
+/// upstream answers alike. Lines end at CRLF only; what a line may hold is decided by the
+/// core's `ChunkedFraming`, so a bare LF or lone CR inside one is refused, never a line end.
 struct ChunkedBodyReader {
     private enum Phase { case size, data(Int), dataEnd, trailer(Int) }
     enum Step {
@@ -37,7 +38,7 @@ struct ChunkedBodyReader {
                 guard eol.pos >= 0 else {
                     return evbuffer_get_length(input) > 1024 ? .failed("chunk size line too long", exceeded: nil) : .needMore
                 }
-                let size = HTTPRequestHead.parseChunkSize(UnsafeRawBufferPointer(start: evbuffer_pullup(input, eol.pos), count: eol.pos))
+                let size = ChunkedFraming.chunkSize(UnsafeRawBufferPointer(start: evbuffer_pullup(input, eol.pos), count: eol.pos))
                 evbuffer_drain(input, eol.pos + eolLength)
                 guard let size else { return .failed("invalid chunk size", exceeded: nil) }
                 if size == 0 {
@@ -67,10 +68,16 @@ struct ChunkedBodyReader {
                 guard eol.pos >= 0 else {
                     return seen + evbuffer_get_length(input) > maximumTrailer ? .failed("trailer section too large", exceeded: .trailer) : .needMore
                 }
-                evbuffer_drain(input, eol.pos + eolLength)
-                if eol.pos == 0 { return .done }
+                if eol.pos == 0 {
+                    evbuffer_drain(input, eolLength)
+                    return .done
+                }
                 let total = seen + eol.pos + eolLength
                 guard total <= maximumTrailer else { return .failed("trailer section too large", exceeded: .trailer) }
+                guard ChunkedFraming.isValidTrailerLine(UnsafeRawBufferPointer(start: evbuffer_pullup(input, eol.pos), count: eol.pos)) else {
+                    return .failed("invalid trailer field", exceeded: nil)
+                }
+                evbuffer_drain(input, eol.pos + eolLength)
                 phase = .trailer(total)
             }
         }

@@ -25,6 +25,10 @@ final class InboundExchange {
     let runtime: RuntimeConfiguration
     let startedMicroseconds: Int64
     let requestID: String
+    /// The client as the access log names it: the peer, or what a trusted proxy says.
+    let client: String
+    /// The peer is in `trusted_proxies`.
+    let peerTrusted: Bool
     var route: CompiledRoute?
     var envelope: CloudEventEnvelope?
     private var answered = false
@@ -43,6 +47,8 @@ final class InboundExchange {
         } else {
             requestID = generatedID()
         }
+        (client, peerTrusted) = ClientAddress.resolve(peer: connection.clientAddress, headers: headers,
+                                                      trusted: runtime.configuration.trustedProxies)
     }
 
     /// The sender's `X-VECU-Retry-Count` (0 for the first attempt; 0 when absent or not plain
@@ -118,6 +124,6 @@ final class InboundExchange {
         head.add("X-Request-Id", requestID)
         connection.respond(head: head, body: body, keepAlive: !close && !worker.gateway.isDraining)
         worker.gateway.recordAnswer(self, status: status, outcome: outcome, reason: reason, upstreamStatus: upstreamStatus,
-                                    client: connection.clientAddress)
+                                    client: client)
     }
 }
