@@ -1,6 +1,7 @@
 """Upstream connection pool: bounded, kept alive, queued requests all served."""
 import json
 import socket
+import ssl
 import threading
 import time
 
@@ -64,8 +65,12 @@ class StrayAnswerUpstream:
 
     STRAY = b'HTTP/1.1 200 X\r\nContent-Length: 13\r\n\r\n{"fake":true}'
 
-    def __init__(self, answer_bytes):
+    def __init__(self, answer_bytes, tls=None):
         self.answer_bytes = answer_bytes
+        self.tls = None
+        if tls is not None:
+            self.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.tls.load_cert_chain(tls.cert, tls.key)
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.release = threading.Event()
@@ -76,7 +81,7 @@ class StrayAnswerUpstream:
         threading.Thread(target=self._accept, daemon=True).start()
 
     def url(self):
-        return "http://127.0.0.1:%d%s" % (self.port, UPSTREAM_PATH)
+        return "%s://127.0.0.1:%d%s" % ("https" if self.tls else "http", self.port, UPSTREAM_PATH)
 
     def first_answer(self):
         """An answer whose bytes, head included, number exactly `answer_bytes`."""
@@ -102,6 +107,12 @@ class StrayAnswerUpstream:
 
     def _serve(self, conn, number):
         buffered = b""
+        if self.tls is not None:
+            try:
+                conn = self.tls.wrap_socket(conn, server_side=True)
+            except (OSError, ssl.SSLError):
+                conn.close()
+                return
         with conn:
             while True:
                 while b"\r\n\r\n" not in buffered:
@@ -140,14 +151,18 @@ class StrayAnswerUpstream:
 
 
 @pytest.mark.parametrize("answer_bytes", [4096, 16384])
-def test_bytes_after_an_answer_never_answer_the_next_event(start_gateway, answer_bytes):
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_bytes_after_an_answer_never_answer_the_next_event(start_gateway, tls_material, scheme, answer_bytes):
     """With one connection and a second event queued, an answer that ends exactly at a read
     boundary and is followed by a stray answer in the same write: the stray answer must not be
     taken as the second event's (it would be relayed to its sender as a 200 and the event
     recorded as delivered although the upstream answered it 503)."""
-    up = StrayAnswerUpstream(answer_bytes)
+    up = StrayAnswerUpstream(answer_bytes, tls=tls_material.server if scheme == "https" else None)
     try:
-        g = start_gateway([make_route(up.url(), max_connections=1)], workers=1)
+        route = make_route(up.url(), max_connections=1)
+        if scheme == "https":
+            route["upstream"]["ca_file"] = tls_material.ca
+        g = start_gateway([route], workers=1)
         first = sender.make_event(id="evt_stray_first_%d" % answer_bytes)
         second = sender.make_event(id="evt_stray_second_%d" % answer_bytes)
         results = {}
