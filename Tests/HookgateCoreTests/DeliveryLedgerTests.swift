@@ -41,6 +41,37 @@ struct DeliveryLedgerTests {
         #expect(ledger.inFlightCount == 2)
     }
 
+    /// Pairs that Swift's `String ==` calls equal (canonical equivalence) but whose bytes differ:
+    /// two distinct events, in the in-flight table as in the delivered one.
+    static let lookAlikes: [(String, String)] = [
+        ("caf\u{E9}-1", "cafe\u{301}-1"),  // NFC, NFD
+        ("K-1", "\u{212A}-1"),  // K, KELVIN SIGN
+        ("\u{C5}-1", "\u{212B}-1"),  // Å, ANGSTROM SIGN
+        ("\u{C5}-1", "A\u{30A}-1"),  // Å, A + COMBINING RING ABOVE
+    ]
+
+    @Test(arguments: lookAlikes)
+    func lookAlikeIDsAreDistinctEvents(_ a: String, _ b: String) {
+        #expect(a == b, "the pair is canonically equivalent (the trap this guards against)")
+        #expect(!a.utf8.elementsEqual(b.utf8))
+        for (first, second) in [(key(a), key(b)), (key("evt-1", source: a), key("evt-1", source: b))] {
+            #expect(first != second)
+            let ledger = Ledger(capacity: 10, ttlMilliseconds: Self.ttl)
+            #expect(ledger.claim(first, now: 0) == .forward)
+            #expect(ledger.claim(second, now: 1) == .forward, "in flight: a different event is not a copy")
+            #expect(ledger.inFlightCount == 2)
+            #expect(!ledger.wait(key("never"), 1))
+            #expect(ledger.finish(first, delivered: true, now: 2).isEmpty)
+            #expect(ledger.claim(second, now: 3) == .inFlight, "the second is still in flight")
+            ledger.finish(second, delivered: false, now: 4)
+            #expect(ledger.claim(second, now: 5) == .forward, "delivered: only the first is recorded")
+            #expect(ledger.claim(first, now: 6) == .delivered)
+            ledger.finish(second, delivered: true, now: 7)
+            #expect(ledger.claim(second, now: 8) == .delivered)
+            #expect(ledger.count == 2)
+        }
+    }
+
     @Test func failedForwardReleasesTheID() {
         let ledger = Ledger(capacity: 10, ttlMilliseconds: Self.ttl)
         #expect(ledger.claim(key("a"), now: 0) == .forward)

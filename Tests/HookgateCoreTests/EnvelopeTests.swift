@@ -245,15 +245,15 @@ struct EnvelopeTests {
         .init(testDescription: "whitespace everywhere",
               body: Array(" \r\n\t{ \"id\" : \"evt-1\" ,\n\"source\"\t:\"vecu.custody-service\",\"type\":\"custody.vehicle.released\" , \"specversion\" : \"1.0\" } \n".utf8)),
         .init(testDescription: "escaped quote in id", body: envelopeJSON(id: #""a\"b""#), id: "a\"b"),
-        .init(testDescription: "every simple escape", body: envelopeJSON(id: #""\\\/\b\f\n\r\t""#), id: "\\/\u{08}\u{0C}\n\r\t"),
+        .init(testDescription: "every printable simple escape", body: envelopeJSON(id: #""\\\/\"""#), id: "\\/\""),
+        .init(testDescription: "control escapes in data", body: withData(#""\b\f\n\r\t\u0000\u0085\uFFFE""#)),
         .init(testDescription: "unicode escapes", body: envelopeJSON(id: #""\u00e9\u00C9\u20AC""#), id: "éÉ€"),
-        .init(testDescription: "escaped NUL", body: envelopeJSON(id: #""a\u0000b""#), id: "a\u{0}b"),
         .init(testDescription: "valid surrogate pair", body: envelopeJSON(id: #""\uD83D\uDE00""#), id: "😀"),
         .init(testDescription: "lower-case surrogate pair", body: envelopeJSON(id: #""\ud83d\ude00x""#), id: "😀x"),
-        .init(testDescription: "raw UTF-8 of every length", body: envelopeJSON(id: "\"aé€😀\u{10FFFF}\""), id: "aé€😀\u{10FFFF}"),
+        .init(testDescription: "raw UTF-8 of every length", body: envelopeJSON(id: "\"aé€😀\u{10FFFD}\""), id: "aé€😀\u{10FFFD}"),
         .init(testDescription: "escaped keys match", body: Array(#"{"\u0069d":"x","sourc\u0065":"s","type":"t","specversion":"1\u002e0"}"#.utf8),
               id: "x", source: "s", type: "t"),
-        .init(testDescription: "DEL is not a control character in JSON", body: envelopeJSON(id: "\"a\u{7F}\""), id: "a\u{7F}"),
+        .init(testDescription: "DEL and C1 controls are fine in data", body: withData("\"a\u{7F}\u{85}\u{9F}\"")),
         .init(testDescription: "duplicate non-envelope member", body: envelopeJSON(extra: #","data":1,"data":2"#)),
         .init(testDescription: "escaped surrogate pair in skipped data", body: withData(#""\uD83D\uDE00""#)),
         .init(testDescription: "number -0.5e+10", body: withData("-0.5e+10")),
@@ -271,6 +271,72 @@ struct EnvelopeTests {
         .init(testDescription: "long data string is not bounded by maximumFieldBytes",
               body: withData("\"" + String(repeating: "x", count: 4 * CloudEventEnvelope.maximumFieldBytes) + "\"")),
     ]
+
+    /// CloudEvents 1.0 String attributes exclude the C0 controls, DEL and the C1 controls, and the
+    /// noncharacters (U+FDD0–U+FDEF, U+xFFFE, U+xFFFF in every plane): raw or escaped, in each of
+    /// the four attributes, they are refused with a message naming the attribute.
+    static let forbiddenScalars: [UInt32] = [
+        0x00, 0x01, 0x08, 0x09, 0x0A, 0x0D, 0x1F, 0x7F, 0x80, 0x85, 0x9F,
+        0xFDD0, 0xFDE7, 0xFDEF, 0xFFFE, 0xFFFF, 0x1FFFE, 0x1FFFF, 0x2FFFE, 0x7FFFF, 0xEFFFE, 0x10FFFE, 0x10FFFF,
+    ]
+    /// Their neighbours, which are allowed.
+    static let allowedScalars: [UInt32] = [0x20, 0x7E, 0xA0, 0xFDCF, 0xFDF0, 0xFFFD, 0x10000, 0x1FFFD, 0x20000, 0x10FFFD, 0x2028]
+    static let attributes = ["id", "source", "type", "specversion"]
+
+    /// `scalar` as JSON: its raw UTF-8 bytes, or a `\u` escape (a surrogate pair above U+FFFF).
+    static func json(_ scalar: UInt32, escaped: Bool) -> String {
+        guard escaped else { return String(Unicode.Scalar(scalar)!) }
+        func hex(_ v: UInt32) -> String { "\\u" + String(repeating: "0", count: 4 - String(v, radix: 16).count) + String(v, radix: 16) }
+        guard scalar >= 0x10000 else { return hex(scalar) }
+        let v = scalar - 0x10000
+        return hex(0xD800 + (v >> 10)) + hex(0xDC00 + (v & 0x3FF))
+    }
+
+    /// The envelope with `attribute` set to `"a" + text + "b"` (specversion: `"1.0" + text`).
+    static func envelope(_ attribute: String, _ text: String) -> [UInt8] {
+        let value = attribute == "specversion" ? "\"1.0\(text)\"" : "\"a\(text)b\""
+        switch attribute {
+        case "id": return envelopeJSON(id: value)
+        case "source": return envelopeJSON(source: value)
+        case "type": return envelopeJSON(type: value)
+        default: return envelopeJSON(specversion: value)
+        }
+    }
+
+    @Test(arguments: attributes, [false, true])
+    func forbiddenCharactersAreRefused(_ attribute: String, _ escaped: Bool) {
+        for scalar in Self.forbiddenScalars {
+            let body = Self.envelope(attribute, Self.json(scalar, escaped: escaped))
+            guard case .failure(let rejection) = parse(body) else {
+                Issue.record("U+\(String(scalar, radix: 16)) accepted in \(attribute)")
+                continue
+            }
+            #expect(rejection.reason == .envelopeInvalid)
+            #expect(rejection.message.contains("\"\(attribute)\""), "U+\(String(scalar, radix: 16)): \(rejection.message)")
+        }
+    }
+
+    @Test(arguments: attributes.dropLast(), [false, true])
+    func neighboursOfForbiddenCharactersAreAccepted(_ attribute: String, _ escaped: Bool) {
+        for scalar in Self.allowedScalars {
+            let text = "a" + String(Unicode.Scalar(scalar)!) + "b"
+            let body = Self.envelope(attribute, Self.json(scalar, escaped: escaped))
+            let expected = CloudEventEnvelope(id: attribute == "id" ? text : "evt-1",
+                                              source: attribute == "source" ? text : "vecu.custody-service",
+                                              type: attribute == "type" ? text : "custody.vehicle.released")
+            #expect(parse(body) == .success(expected), "U+\(String(scalar, radix: 16)) in \(attribute)")
+        }
+    }
+
+    @Test(arguments: attributes, [#"\ud800"#, #"\uDBFF"#, #"\udc00"#, #"\uDFFF"#, #"\ud800\u0041"#, #"\udc00\ud800"#])
+    func loneSurrogateEscapesNameTheAttribute(_ attribute: String, _ escape: String) {
+        guard case .failure(let rejection) = parse(Self.envelope(attribute, escape)) else {
+            Issue.record("\(escape) accepted in \(attribute)")
+            return
+        }
+        #expect(rejection.reason == .envelopeInvalid)
+        #expect(rejection.message.contains("\"\(attribute)\"") && rejection.message.contains("unpaired surrogate"), "\(rejection.message)")
+    }
 
     @Test(arguments: acceptedCases)
     func accepted(_ c: Accepted) {

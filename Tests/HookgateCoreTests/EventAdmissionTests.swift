@@ -58,6 +58,32 @@ private let admissionCases: [AdmissionCase] = [
           expected: .eventTypeMismatch, readsBody: true),
 ]
 
+/// A signed body whose `id` and `type` are the given strings, with headers carrying other
+/// spellings: canonically equivalent (Swift `==` says equal) but different bytes, so a different
+/// event.
+private func lookAlikeCase(_ label: String, bodyID: String = "evt-1", bodyType: String = "custody.vehicle.released",
+                           headerID: String? = nil, headerType: String? = nil, expected: Reason?) -> AdmissionCase {
+    let body = Array(#"{"id":"\#(bodyID)","source":"vecu.custody-service","type":"\#(bodyType)","specversion":"1.0"}"#.utf8)
+    var extra: [(String, String)] = []
+    if let headerID { extra.append(("X-VECU-Event-ID", headerID)) }
+    if let headerType { extra.append(("X-VECU-Event-Type", headerType)) }
+    return AdmissionCase(testDescription: label, headers: vecuHeaders(body: body, extra: extra), body: body,
+                         expected: expected, readsBody: true)
+}
+
+private let lookAlikeCases: [AdmissionCase] = [
+    lookAlikeCase("Event-ID NFD, body NFC", bodyID: "caf\u{E9}-1", headerID: "cafe\u{301}-1", expected: .eventIDMismatch),
+    lookAlikeCase("Event-ID NFC, body NFD", bodyID: "cafe\u{301}-1", headerID: "caf\u{E9}-1", expected: .eventIDMismatch),
+    lookAlikeCase("Event-ID KELVIN SIGN, body K", bodyID: "K-1", headerID: "\u{212A}-1", expected: .eventIDMismatch),
+    lookAlikeCase("Event-ID ANGSTROM SIGN, body Å", bodyID: "\u{C5}-1", headerID: "\u{212B}-1", expected: .eventIDMismatch),
+    lookAlikeCase("Event-Type NFD, body NFC", bodyType: "caf\u{E9}.created", headerID: "evt-1",
+                  headerType: "cafe\u{301}.created", expected: .eventTypeMismatch),
+    lookAlikeCase("Event-Type KELVIN SIGN, body K", bodyType: "K.created", headerType: "\u{212A}.created",
+                  expected: .eventTypeMismatch),
+    lookAlikeCase("Event-ID and -Type byte for byte (NFD)", bodyID: "cafe\u{301}-1", bodyType: "cafe\u{301}.created",
+                  headerID: "cafe\u{301}-1", headerType: "cafe\u{301}.created", expected: nil),
+]
+
 @Suite("Event admission")
 struct EventAdmissionTests {
     let admission = EventAdmission(scheme: VecuSignatureScheme(secrets: [vecuSecret], toleranceSeconds: 300))
@@ -85,5 +111,17 @@ struct EventAdmissionTests {
             #expect(rejection.reason == c.expected)
         }
         #expect(reads == (c.readsBody ? 1 : 0), "contiguousBody called \(reads) times")
+    }
+
+    /// The headers must equal the body's `id` / `type` byte for byte.
+    @Test(arguments: lookAlikeCases)
+    func lookAlikeHeaders(_ c: AdmissionCase) {
+        let result = c.body.withUnsafeBytes { raw in
+            admission.admit(method: c.method, headers: HeaderList(c.headers), body: c.body, contiguousBody: { raw }, now: fixedNow)
+        }
+        switch result {
+        case .success: #expect(c.expected == nil, "admitted")
+        case .failure(let rejection): #expect(rejection.reason == c.expected)
+        }
     }
 }

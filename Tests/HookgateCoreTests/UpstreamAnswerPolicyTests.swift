@@ -23,20 +23,24 @@ struct UpstreamAnswerPolicyTests {
             }
             #expect(rejection.reason == .upstreamInvalidResponse)
             #expect(rejection.status == 502, "a retriable answer keeps the event safe")
-            #expect(rejection.message.contains("\(status)"))
+            #expect(!rejection.message.contains("\(status)"), "the sender gets a fixed message")
+            #expect(UpstreamOutcome.response(status: status).errorDetail?.contains("\(status)") == true, "the log gets the status")
         }
+        if relayed { #expect(UpstreamOutcome.response(status: status).errorDetail == nil) }
     }
 
     /// The sender retries on 5xx and 429 only; every non-acceptance hookgate answers itself must
-    /// be retriable.
+    /// be retriable. The detail (hosts, addresses, TLS errors) goes to the log, never into the
+    /// message the sender gets: that is one fixed text per reason.
     @Test(arguments: [
-        (UpstreamOutcome.unreachable("connection refused"), Reason.upstreamUnreachable, 502, "connection refused"),
-        (.unreachable("reset by peer"), .upstreamUnreachable, 502, "reset by peer"),
-        (.timedOut, .upstreamTimeout, 504, "did not answer in time"),
-        (.invalidResponse("header too large"), .upstreamInvalidResponse, 502, "header too large"),
+        (UpstreamOutcome.unreachable("Connection refused"), Reason.upstreamUnreachable, 502, "Connection refused"),
+        (.unreachable("cannot resolve: nodename nor servname provided"), .upstreamUnreachable, 502, "cannot resolve"),
+        (.unreachable("TLS: certificate verify failed"), .upstreamUnreachable, 502, "certificate verify failed"),
+        (.timedOut, .upstreamTimeout, 504, nil),
+        (.invalidResponse("header section too large"), .upstreamInvalidResponse, 502, "header section too large"),
         (.response(status: 302), .upstreamInvalidResponse, 502, "302"),
-    ] as [(UpstreamOutcome, Reason, Int, String)])
-    func errorOutcome(_ outcome: UpstreamOutcome, _ reason: Reason, _ status: Int, _ detail: String) {
+    ] as [(UpstreamOutcome, Reason, Int, String?)])
+    func errorOutcome(_ outcome: UpstreamOutcome, _ reason: Reason, _ status: Int, _ detail: String?) {
         guard case .reject(let rejection) = SenderAnswer.forOutcome(outcome) else {
             Issue.record("not rejected: \(outcome)")
             return
@@ -44,7 +48,26 @@ struct UpstreamAnswerPolicyTests {
         #expect(rejection.reason == reason)
         #expect(rejection.status == status)
         #expect(rejection.status >= 500)
-        #expect(rejection.message.contains(detail))
+        if let detail {
+            #expect(!rejection.jsonBody.contains(detail), "no detail for the sender")
+            #expect(outcome.errorDetail?.contains(detail) == true, "the detail is for the log")
+        } else {
+            #expect(outcome.errorDetail == nil)
+        }
+    }
+
+    /// One fixed message per reason, whatever the detail.
+    @Test(arguments: [
+        [UpstreamOutcome.unreachable("a"), .unreachable("Connection refused"), .unreachable("")],
+        [.invalidResponse("x"), .invalidResponse("upstream switched protocols")],
+        [.response(status: 100), .response(status: 302), .response(status: 600)],
+    ])
+    func messageIsFixedPerReason(_ outcomes: [UpstreamOutcome]) {
+        let answers = Set(outcomes.map { outcome -> String in
+            guard case .reject(let rejection) = SenderAnswer.forOutcome(outcome) else { return "relayed" }
+            return rejection.jsonBody
+        })
+        #expect(answers.count == 1, "\(answers)")
     }
 
     @Test func waiterOfADeliveredCopyIsADuplicate() {

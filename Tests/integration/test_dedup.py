@@ -2,9 +2,12 @@
 import json
 import threading
 import time
+import uuid
+
+import pytest
 
 import sender
-from conftest import SECRET, UPSTREAM_PATH, assert_error, make_route
+from conftest import SECRET, UPSTREAM_PATH, assert_error, make_route, poll_until
 
 DUP_BODY = b'{"duplicate":true}'
 
@@ -149,4 +152,43 @@ def test_concurrent_copies_when_first_fails(gw, upstream):
     upstream.mode()
     r = gw.send(body, retry_count=1)
     assert r.status == 200 and r.body == b'{"ok":true}', r
+    assert upstream.count() == 2
+
+
+# Canonically equivalent (Swift's String == says equal) but different bytes: different events.
+LOOK_ALIKES = [
+    ("id", "caf\u00e9-1", "cafe\u0301-1"),  # NFC, NFD
+    ("id", "K-1", "\u212a-1"),  # K, KELVIN SIGN
+    ("source", "vecu.\u00c5", "vecu.\u212b"),  # A-ring, ANGSTROM SIGN
+]
+
+
+@pytest.mark.parametrize("field,first,second", LOOK_ALIKES, ids=["nfc-nfd-id", "kelvin-id", "angstrom-source"])
+def test_look_alike_event_arriving_while_the_first_is_in_flight_is_forwarded(gw, upstream, field, first, second):
+    suffix = uuid.uuid4().hex[:8]
+
+    def event(value):
+        if field == "id":
+            return sender.make_event(id=value + "-" + suffix)
+        return sender.make_event(id="evt_lookalike_" + suffix, source=value)
+
+    body_one, body_two = event(first), event(second)
+    assert body_one != body_two
+    # http.client writes header values as latin-1; the ids travel in the signed body only
+    no_id_header = {"X-VECU-Event-ID": None}
+    upstream.mode(delay=1.5)  # the first copy is held at the upstream
+    results = {}
+    t = threading.Thread(target=lambda: results.__setitem__("one", gw.send(body_one, timeout=30, extra_headers=no_id_header)))
+    t.start()
+    assert poll_until(lambda: upstream.count() == 1, timeout=10), "the first event never reached the upstream"
+    two = gw.send(body_two, timeout=30, extra_headers=no_id_header)
+    t.join(timeout=30)
+    assert two.body != DUP_BODY, "a different event (other bytes) was answered as a duplicate of one in flight"
+    assert two.status == 200 and two.body == b'{"ok":true}', two
+    assert results["one"].status == 200 and results["one"].body == b'{"ok":true}', results["one"]
+    assert sorted(rec["body_bytes"] for rec in upstream.records()) == sorted([body_one, body_two])
+    # both are recorded as delivered, each under its own bytes
+    upstream.mode()
+    assert_duplicate(gw.send(body_one, retry_count=1, extra_headers=no_id_header))
+    assert_duplicate(gw.send(body_two, retry_count=1, extra_headers=no_id_header))
     assert upstream.count() == 2

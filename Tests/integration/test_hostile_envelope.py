@@ -280,3 +280,61 @@ def test_event_id_header_must_match_the_decoded_id(egw, upstream):
     assert_error(r, 400, "event_id_mismatch")
     assert upstream.count() == 0
     assert send_signed(egw, body).status == 200
+
+
+# ------------------------------------------------------------------ CloudEvents string characters
+# CloudEvents 1.0 String attributes exclude controls (U+0000-U+001F, U+007F-U+009F) and
+# noncharacters; JSON escapes decode to the same characters, so they are refused too.
+FORBIDDEN = [
+    ("escaped-nul", b'"a\\u0000b"'),
+    ("escaped-0x1f", b'"a\\u001fb"'),
+    ("raw-del", b'"a\x7fb"'),
+    ("raw-c1-nel", b'"a\xc2\x85b"'),
+    ("escaped-c1-nel", b'"a\\u0085b"'),
+    ("escaped-0x9f", b'"a\\u009fb"'),
+    ("raw-fdd0", b'"a\xef\xb7\x90b"'),
+    ("escaped-fffe", b'"a\\ufffeb"'),
+    ("raw-ffff", b'"a\xef\xbf\xbfb"'),
+    ("escaped-1fffe", b'"a\\ud83f\\udffeb"'),
+    ("raw-10ffff", b'"a\xf4\x8f\xbf\xbfb"'),
+    ("lone-surrogate", b'"a\\ud800b"'),
+]
+
+
+def envelope_with(field, value_json):
+    values = {"id": json.dumps(new_id()).encode(), "source": b'"vecu.custody-service"',
+              "type": b'"custody.vehicle.released"', "specversion": b'"1.0"'}
+    values[field] = value_json
+    return b"{" + b",".join(b'"%s":%s' % (k.encode(), v) for k, v in values.items()) + b',"data":{}}'
+
+
+@pytest.mark.parametrize("value", [v for _, v in FORBIDDEN], ids=[n for n, _ in FORBIDDEN])
+@pytest.mark.parametrize("field", ["id", "source", "type"])
+def test_control_and_noncharacter_in_an_attribute_is_400(egw, upstream, field, value):
+    r = rejected(egw, upstream, envelope_with(field, value))
+    assert '"%s"' % field in r.json()["message"], r.json()
+
+
+def test_ids_a_nul_b_and_a_c1_b_are_refused_not_forwarded_as_one_event(egw, upstream):
+    """`a\\u0000b` and `a<U+0085>b` once reached the app with the same X-Hookgate-Event-Id."""
+    for value in (b'"a\\u0000b"', b'"a\xc2\x85b"'):
+        r = send_signed(egw, envelope_with("id", value))
+        assert_error(r, 400, "envelope_invalid")
+    assert upstream.count() == 0
+
+
+@pytest.mark.parametrize("value", ['"a\\u0020b"', '"a\\u00a0b"', '"a\\ufdcfb"', '"a\\ufdf0b"', '"a\\ufffdb"'],
+                         ids=["space", "nbsp", "fdcf", "fdf0", "fffd"])
+def test_neighbours_of_forbidden_characters_are_accepted(egw, upstream, value):
+    accepted(egw, upstream, envelope_with("id", value.encode()))
+
+
+def test_event_id_header_nfd_against_an_nfc_body_is_a_mismatch(egw, upstream):
+    decoded = "caf\u00e9-" + uuid.uuid4().hex[:8]
+    body = envelope(json.dumps(decoded, ensure_ascii=False))
+    pairs = list(signed_headers(body, extra_headers={"X-VECU-Event-ID": None}).items())
+    pairs.append(("X-VECU-Event-ID", decoded.replace("\u00e9", "e\u0301").encode("utf-8")))
+    r = raw_exchange(egw.port, request_bytes("POST", "/webhooks/vecu", pairs, body))
+    assert r is not None
+    assert_error(r, 400, "event_id_mismatch")
+    assert upstream.count() == 0

@@ -10,6 +10,22 @@ public enum UpstreamOutcome: Sendable, Equatable {
     case invalidResponse(String)
 }
 
+extension UpstreamOutcome {
+    /// What went wrong with the upstream, for the access log's `upstream.error` only: it names
+    /// hosts, addresses and TLS failures, which the sender (anyone on the internet) must not
+    /// learn; the sender gets the reason code and a fixed message. Nil when nothing went wrong
+    /// or the reason code says it all (a timeout).
+    public var errorDetail: String? {
+        switch self {
+        case .response(let status) where !(200...299).contains(status) && !(400...599).contains(status):
+            return "upstream answered \(status), which is not an acceptance"
+        case .response, .timedOut: return nil
+        case .unreachable(let detail): return detail
+        case .invalidResponse(let detail): return "invalid answer: " + detail
+        }
+    }
+}
+
 /// What the sender is told about a forwarded event, and whether the event now counts as
 /// delivered. This is where "a 2xx to the sender means the upstream has the event" is decided.
 public enum SenderAnswer: Sendable, Equatable {
@@ -26,15 +42,15 @@ public enum SenderAnswer: Sendable, Equatable {
             // 4xx is the app's decision (the sender will not retry); 429 and 5xx make the sender
             // retry. Neither counts as delivered, so a retry is forwarded again.
             return .relay(status: status, delivered: false)
-        case .response(let status):
+        case .response:
             // 1xx/3xx are not an acceptance; a retriable 502 keeps the event safe.
-            return .reject(Rejection(.upstreamInvalidResponse, "upstream answered \(status), which is not an acceptance"))
-        case .unreachable(let detail):
-            return .reject(Rejection(.upstreamUnreachable, "upstream could not be reached: \(detail)"))
+            return .reject(Rejection(.upstreamInvalidResponse, "the upstream's answer was not an acceptance"))
+        case .unreachable:
+            return .reject(Rejection(.upstreamUnreachable, "the upstream could not be reached"))
         case .timedOut:
             return .reject(Rejection(.upstreamTimeout, "upstream did not answer in time"))
-        case .invalidResponse(let detail):
-            return .reject(Rejection(.upstreamInvalidResponse, "upstream answer was not valid: \(detail)"))
+        case .invalidResponse:
+            return .reject(Rejection(.upstreamInvalidResponse, "the upstream's answer was not valid"))
         }
     }
 

@@ -35,12 +35,15 @@ public struct CloudEventEnvelope: Sendable, Equatable {
                 guard s.utf8.count <= maximumFieldBytes else {
                     throw JSONScanner.Failure("\"\(key)\" is longer than \(maximumFieldBytes) bytes")
                 }
+                if let forbidden = firstForbiddenScalar(in: s) {
+                    throw JSONScanner.Failure("\"\(key)\" contains \(forbidden), which CloudEvents 1.0 does not allow in a string")
+                }
                 return s
             }
             let id = try text("id")
             let source = try text("source")
             let type = try text("type")
-            guard try text("specversion") == "1.0" else { throw JSONScanner.Failure("\"specversion\" must be \"1.0\"") }
+            guard try text("specversion").utf8.elementsEqual("1.0".utf8) else { throw JSONScanner.Failure("\"specversion\" must be \"1.0\"") }
             return .success(CloudEventEnvelope(id: id, source: source, type: type))
         } catch let failure as JSONScanner.Failure {
             return .failure(Rejection(.envelopeInvalid, "body is not a CloudEvents 1.0 JSON envelope: \(failure.message)"))
@@ -51,6 +54,23 @@ public struct CloudEventEnvelope: Sendable, Equatable {
 
     public static func parse(_ body: [UInt8]) -> Result<CloudEventEnvelope, Rejection> {
         body.withUnsafeBytes { parse($0) }
+    }
+
+    /// The first character CloudEvents 1.0 forbids in a String attribute, as `U+XXXX`: the C0 and
+    /// C1 controls, DEL and the noncharacters (U+FDD0–U+FDEF and the last two of every plane).
+    /// Escapes are already decoded here, so `\u0000` and a raw U+0085 are both found; lone
+    /// surrogates never get this far (the scanner refuses them).
+    static func firstForbiddenScalar(in s: String) -> String? {
+        // Ids and types are nearly always printable ASCII: one pass over the bytes.
+        if s.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) { return nil }
+        for scalar in s.unicodeScalars {
+            let v = scalar.value
+            if v < 0x20 || (0x7F...0x9F).contains(v) || (0xFDD0...0xFDEF).contains(v) || v & 0xFFFE == 0xFFFE {
+                let hex = String(v, radix: 16, uppercase: true)
+                return "U+" + String(repeating: "0", count: max(0, 4 - hex.count)) + hex
+            }
+        }
+        return nil
     }
 }
 
@@ -106,7 +126,12 @@ struct JSONScanner {
                 if let k = wanted.firstIndex(where: { matches(key, $0) }) {
                     guard found[k] == nil else { throw Failure("\"\(keys.names[k])\" appears more than once") }
                     if peek() == UInt8(ascii: "\"") {
-                        found[k] = .string(text(of: try scanStringToken()))
+                        do {
+                            found[k] = .string(text(of: try scanStringToken()))
+                        } catch let failure as Failure {
+                            // Name the attribute: "unpaired surrogate" alone does not say where.
+                            throw Failure("\"\(keys.names[k])\": \(failure.message)")
+                        }
                     } else {
                         try skipValue(depth: 1)
                         found[k] = .other

@@ -14,9 +14,14 @@ public struct AccessLogRecord {
     public var durationMicroseconds: Int64
     public var requestID: String
     public var client: String
+    /// Why the upstream could not be used (connection refused, a DNS or TLS failure, an answer
+    /// that could not be read): for the operator only, never sent to the sender. A line that has
+    /// one is logged at level `warn`.
+    public var upstreamError: String?
 
     public init(time: String, route: String?, eventID: String?, eventType: String?, eventSource: String?, outcome: String,
-                reason: String?, status: Int, upstreamStatus: Int?, durationMicroseconds: Int64, requestID: String, client: String) {
+                reason: String?, status: Int, upstreamStatus: Int?, durationMicroseconds: Int64, requestID: String, client: String,
+                upstreamError: String? = nil) {
         self.time = time
         self.route = route
         self.eventID = eventID
@@ -29,14 +34,15 @@ public struct AccessLogRecord {
         self.durationMicroseconds = durationMicroseconds
         self.requestID = requestID
         self.client = client
+        self.upstreamError = upstreamError
     }
 
-    /// Appends `{"time":...,"level":"info","msg":"request",...}\n` to `out`; absent values are
-    /// left out.
+    /// Appends `{"time":...,"level":"info","msg":"request",...}\n` to `out` (`"level":"warn"` when
+    /// there is an upstream error); absent values are left out.
     public func appendJSONLine(to out: inout [UInt8]) {
         out.appendUTF8(#"{"time":"#)
         JSONText.appendQuoted(time, to: &out)
-        out.appendUTF8(#","level":"info","msg":"request","client":"#)
+        out.appendUTF8(upstreamError == nil ? #","level":"info","msg":"request","client":"# : #","level":"warn","msg":"request","client":"#)
         JSONText.appendQuoted(client, to: &out)
         out.appendUTF8(#","duration_ms":"#)
         appendMilliseconds(durationMicroseconds, to: &out)
@@ -51,6 +57,7 @@ public struct AccessLogRecord {
         if let route { out.appendUTF8(#","route":"#); JSONText.appendQuoted(route, to: &out) }
         out.appendUTF8(#","status":"#)
         out.appendDecimal(status)
+        if let upstreamError { out.appendUTF8(#","upstream.error":"#); JSONText.appendQuoted(upstreamError, to: &out) }
         if let upstreamStatus { out.appendUTF8(#","upstream.status":"#); out.appendDecimal(upstreamStatus) }
         out.appendUTF8("}\n")
     }

@@ -1,6 +1,8 @@
 /// The stages a request passes before it may be forwarded, in order: method, signature and
 /// timestamp (on the raw bytes), then the envelope (parsed only once authentic), then the
 /// consistency of the delivery headers with the signed body. De-duplication comes after.
+/// Every comparison here is of bytes: `String ==` is canonical equivalence, under which an NFD
+/// header would match an NFC body although they name different events.
 public struct EventAdmission: Sendable {
     public let scheme: any SignatureScheme
 
@@ -15,7 +17,7 @@ public struct EventAdmission: Sendable {
         contiguousBody: () -> UnsafeRawBufferPointer,
         now: Int64
     ) -> Result<CloudEventEnvelope, Rejection> {
-        guard method == "POST" else {
+        guard method.utf8.elementsEqual("POST".utf8) else {
             return .failure(Rejection(.methodNotAllowed, "only POST is accepted on this path"))
         }
         if let rejection = scheme.verify(headers: headers, body: body, now: now) {
@@ -28,13 +30,13 @@ public struct EventAdmission: Sendable {
         }
         switch headers.value(named: "X-VECU-Event-ID") {
         case .missing: break
-        case .one(let id) where id == envelope.id: break
+        case .one(let id) where id.utf8.elementsEqual(envelope.id.utf8): break
         case .one: return .failure(Rejection(.eventIDMismatch, "X-VECU-Event-ID differs from the body's id"))
         case .repeated: return .failure(Rejection(.eventIDMismatch, "X-VECU-Event-ID appears more than once"))
         }
         switch headers.value(named: "X-VECU-Event-Type") {
         case .missing: break
-        case .one(let type) where type == envelope.type: break
+        case .one(let type) where type.utf8.elementsEqual(envelope.type.utf8): break
         case .one: return .failure(Rejection(.eventTypeMismatch, "X-VECU-Event-Type differs from the body's type"))
         case .repeated: return .failure(Rejection(.eventTypeMismatch, "X-VECU-Event-Type appears more than once"))
         }

@@ -22,6 +22,7 @@ extension Worker {
         case .relay(let status, _):
             exchange.relay(status: status, reply: reply!)
         case .reject(let rejection):
+            exchange.upstreamError = outcome?.errorDetail
             exchange.reject(rejection, upstreamStatus: upstreamStatus)
         }
         gateway.forwardFinished()

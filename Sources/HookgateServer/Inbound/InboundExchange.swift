@@ -31,6 +31,8 @@ final class InboundExchange {
     let peerTrusted: Bool
     var route: CompiledRoute?
     var envelope: CloudEventEnvelope?
+    /// What went wrong with the upstream, for the access log only (never for the sender).
+    var upstreamError: String?
     private var answered = false
 
     /// `head` is nil when the request could not be parsed.

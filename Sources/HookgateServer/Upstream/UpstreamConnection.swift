@@ -5,8 +5,14 @@ import HookgateCore
 /// strict HTTP/1.1 response reader. A closed connection is never reconnected; the pool opens a new
 /// one (an OpenSSL session cannot be reused across TCP connections anyway).
 ///
-/// Ownership: the pool holds idle connections, a job holds its busy one; libevent callbacks get
-/// it unretained and are gone once the bufferevent is freed (`close`).
+/// A connection that has finished an answer is parked before it carries another request: it
+/// stays under a read handler that closes it on any byte or EOF (nothing is owed to us), and only
+/// a later turn of the loop, after it has polled the socket, hands it back to the pool (`settled`).
+/// Bytes that arrived with the end of an answer are then never read as the next request's answer.
+///
+/// Ownership: the pool holds idle and parked connections, a job holds its busy one; libevent
+/// callbacks get it unretained and are gone once the bufferevent and the settle timer are freed
+/// (`close`, `deinit`).
 final class UpstreamConnection {
     private enum Phase {
         case idle
@@ -21,7 +27,11 @@ final class UpstreamConnection {
     static let maximumHead = 64 * 1024
 
     unowned let pool: UpstreamPool
+    private let base: OpaquePointer
     private var bev: OpaquePointer?
+    /// Fires on the loop turn after an answer completed (a zero timeout runs after that turn's
+    /// poll and after the read callbacks it made ready), to hand the parked connection back.
+    private var settleTimer: OpaquePointer?
     private var phase = Phase.idle
     private var job: ForwardJob?
     private let body: OpaquePointer = evbuffer_new()
@@ -32,6 +42,7 @@ final class UpstreamConnection {
 
     init?(pool: UpstreamPool, base: OpaquePointer, dns: OpaquePointer?, url: UpstreamURL, tls: TLSContext?, verify: Bool) {
         self.pool = pool
+        self.base = base
         isTLS = tls != nil
         let options = Int32(BEV_OPT_CLOSE_ON_FREE.rawValue)
         if let tls {
@@ -58,8 +69,36 @@ final class UpstreamConnection {
     }
 
     deinit {
+        if let settleTimer { event_free(settleTimer) }
         if let bev { bufferevent_free(bev) }
         evbuffer_free(body)
+    }
+
+    /// Waits one loop turn with the idle read handler in place, then reports to the pool
+    /// (`settled`), closed or not. Called by the pool, which holds the connection meanwhile.
+    func park() {
+        if settleTimer == nil {
+            settleTimer = event_new(base, -1, 0, { _, _, arg in
+                let connection = Unmanaged<UpstreamConnection>.fromOpaque(arg!).takeUnretainedValue()
+                connection.pool.settled(connection)
+            }, Unmanaged.passUnretained(self).toOpaque())
+        }
+        var now = timeval(tv_sec: 0, tv_usec: 0)
+        event_add(settleTimer, &now)
+    }
+
+    /// Whether nothing at all is readable: no buffered input, no TLS record held by OpenSSL, and
+    /// (one non-blocking peek) nothing in the socket, not even EOF. Checked before a parked
+    /// connection is handed a queued request, closing the gap between the loop's poll and now.
+    func hasNothingToRead() -> Bool {
+        guard let bev else { return false }
+        if evbuffer_get_length(bufferevent_get_input(bev)) > 0 { return false }
+        if isTLS, let ssl = bufferevent_openssl_get_ssl(bev), SSL_has_pending(ssl) != 0 { return false }
+        let fd = Int32(bufferevent_getfd(bev))
+        guard fd >= 0 else { return false }
+        var byte: UInt8 = 0
+        let n = recv(fd, &byte, 1, Int32(MSG_PEEK) | Int32(MSG_DONTWAIT))
+        return n < 0 && (hg_errno() == EAGAIN || hg_errno() == EWOULDBLOCK)
     }
 
     /// Sends `job`'s request: the rendered head, then the body moved out of the inbound buffer.

@@ -11,7 +11,10 @@ final class UpstreamPool {
     private let url: UpstreamURL
     private let base: OpaquePointer
     private let dns: OpaquePointer?
+    /// Connections ready for a request.
     private var idle: [UpstreamConnection] = []
+    /// Connections that finished an answer this loop turn, waiting for the next (`settled`).
+    private var parked: [ObjectIdentifier: UpstreamConnection] = [:]
     private var opened = 0
     private var busy = 0
     private var waiting: [ForwardJob] = []
@@ -57,6 +60,8 @@ final class UpstreamPool {
         waiting.removeAll()
         waitingHead = 0
         idle.removeAll()
+        for connection in parked.values { connection.abandon() }
+        parked.removeAll()
     }
 
     private func place(_ job: ForwardJob) {
@@ -100,18 +105,44 @@ final class UpstreamPool {
         }
     }
 
-    /// A connection's report on the job it carried.
+    /// A connection's report on the job it carried. A connection still open is parked, not
+    /// reused now: the queued job waits for `settled`, on a later loop turn.
     func finished(_ job: ForwardJob, on connection: UpstreamConnection, outcome: UpstreamOutcome, reply: UpstreamReply?) {
         job.connection = nil
         busy -= 1
         route.metrics.connectionsInUse(change: -1)
-        if connection.closed {
+        let closed = connection.closed
+        if closed {
             opened -= 1
         } else {
-            idle.append(connection)
+            parked[ObjectIdentifier(connection)] = connection
+            connection.park()
         }
         end(job, outcome: outcome, reply: reply)
-        if let next = dequeue() { place(next) }
+        if closed, let next = dequeue() { place(next) }
+    }
+
+    /// A parked connection has been through a loop turn under its idle read handler (which
+    /// closed it if anything arrived): it takes the next queued job if nothing is readable now,
+    /// or becomes idle; a closed one makes room for a new connection.
+    func settled(_ connection: UpstreamConnection) {
+        guard parked.removeValue(forKey: ObjectIdentifier(connection)) != nil else { return }
+        guard !connection.closed else {
+            opened -= 1
+            if let next = dequeue() { place(next) }
+            return
+        }
+        guard let next = dequeue() else {
+            idle.append(connection)
+            return
+        }
+        if connection.hasNothingToRead() {
+            dispatch(next, on: connection)
+        } else {
+            connection.close()
+            opened -= 1
+            place(next)
+        }
     }
 
     private func end(_ job: ForwardJob, outcome: UpstreamOutcome? = nil, reply: UpstreamReply? = nil, busy rejection: Rejection? = nil) {

@@ -17,6 +17,11 @@ public func fuzzEnvelope(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     guard case .success(let envelope) = viaArray else { return 0 }
     for field in [envelope.id, envelope.source, envelope.type] {
         precondition(!field.isEmpty && field.utf8.count <= CloudEventEnvelope.maximumFieldBytes)
+        // CloudEvents 1.0: no controls (C0, DEL, C1) and no noncharacters in a String attribute.
+        precondition(!field.unicodeScalars.contains { s in
+            let v = s.value
+            return v < 0x20 || (0x7F...0x9F).contains(v) || (0xFDD0...0xFDEF).contains(v) || v & 0xFFFE == 0xFFFE
+        }, "a forbidden character was accepted")
     }
     // Foundation may refuse what hookgate accepts (it has its own limits, e.g. on numbers), but
     // when both accept they must see the same event -- up to U+FEFF: swift-corelibs-foundation's
