@@ -15,6 +15,12 @@ public struct Configuration: Sendable {
     public var routes: [Route] = []
     /// `admin.listen`: the operator's listener (health, readiness, metrics). Off when absent.
     public var adminListen: ListenAddress?
+    /// `shutdown_delay`: after SIGTERM, how long `/readyz` says 503 while connections are still
+    /// accepted and served (load balancers deregister the instance), before the drain. Default 5s.
+    public var shutdownDelay: ConfigDuration = .seconds(5)
+    /// `listen.proxy_protocol`: every connection starts with a PROXY protocol v1 or v2 header
+    /// whose source address becomes the client's. Default false.
+    public var proxyProtocol = false
 
     public init() {}
 
