@@ -6,7 +6,9 @@ import Logging
 /// the listener's certificate and key), as SIGHUP does. Kubernetes updates a mounted Secret by
 /// swapping a `..data` symlink in its directory, never by writing the file a path names, so the
 /// directories are watched (inotify), not the files. Changes are debounced: a burst of events
-/// (a write, a rename, a chmod) makes one reload, once it has been quiet for a moment.
+/// (a write, a rename, a chmod) makes one reload, once it has been quiet for a moment; and files
+/// whose bytes are what the last reload read make none (a SIGHUP sent with the change already
+/// applied it, or the event was a touch).
 ///
 /// Runs on the first worker's loop. Ownership: the events get this watcher unretained; the gateway
 /// holds it until its loops have ended, and `deinit` frees the events and the descriptor.
@@ -18,6 +20,9 @@ final class ConfigurationWatcher {
     private var debounce: OpaquePointer!
     /// The names that matter in each watched directory, by watch descriptor.
     private var names: [Int32: Set<String>] = [:]
+    private var paths: [String] = []
+    /// The watched files' bytes (nil: unreadable) when the watch was armed, just after a reload.
+    private var snapshot: [[UInt8]?] = []
     private let log = Logger(label: "hookgate")
 
     static let debounceMilliseconds: Int64 = 200
@@ -27,7 +32,7 @@ final class ConfigurationWatcher {
         self.gateway = gateway
         self.base = base
         debounce = event_new(base, -1, 0, { _, _, arg in
-            Unmanaged<ConfigurationWatcher>.fromOpaque(arg!).takeUnretainedValue().gateway.reload(trigger: .fileChange)
+            Unmanaged<ConfigurationWatcher>.fromOpaque(arg!).takeUnretainedValue().quiet()
         }, Unmanaged.passUnretained(self).toOpaque())
     }
 
@@ -39,6 +44,8 @@ final class ConfigurationWatcher {
     /// Watches the directories of `paths` from now on (the set of files changes with reloads).
     func arm(paths: [String]) {
         disarm()
+        self.paths = paths
+        snapshot = Self.contents(of: paths)
         descriptor = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
         guard descriptor >= 0 else {
             log.warning("cannot watch configuration files; reload with SIGHUP", metadata: ["error": .string(SystemError("inotify_init1").description)])
@@ -97,6 +104,15 @@ final class ConfigurationWatcher {
         guard relevant else { return }
         var quiet = timeval(milliseconds: Self.debounceMilliseconds)
         event_add(debounce, &quiet)  // re-adding restarts the wait: one reload per burst
+    }
+
+    private func quiet() {
+        guard Self.contents(of: paths) != snapshot else { return }
+        gateway.reload(trigger: .fileChange)
+    }
+
+    private static func contents(of paths: [String]) -> [[UInt8]?] {
+        paths.map { try? ConfigurationFile.readFile($0) }
     }
 
     private static func split(_ path: String) -> (directory: String, name: String) {
