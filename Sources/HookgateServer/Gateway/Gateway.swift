@@ -219,11 +219,6 @@ public final class Gateway {
         }
     }
 
-    func connectionCapReached(worker: Int, cap: Int) {
-        log.warning("connection cap reached; new connections wait in the backlog",
-                    metadata: ["worker": .stringConvertible(worker), "cap": .stringConvertible(cap)])
-    }
-
     func forwardStarted() { forwardsInFlight.withLock { $0 += 1 } }
     func forwardFinished() { forwardsInFlight.withLock { $0 -= 1 } }
 

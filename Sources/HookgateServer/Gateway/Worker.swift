@@ -177,7 +177,8 @@ final class Worker {
             // At the cap, new connections wait in the kernel's backlog instead of being accepted.
             evconnlistener_disable(listener)
             listenerPaused = true
-            gateway.connectionCapReached(worker: index, cap: connectionCap)
+            warnRepeated("connection cap reached; new connections wait in the backlog",
+                         ["worker": .stringConvertible(index), "cap": .stringConvertible(connectionCap)])
         }
     }
 
