@@ -52,7 +52,7 @@ public final class Gateway {
     /// The listener's TLS context at start; kept if a reload drops `listen.tls` (that needs a restart).
     private(set) lazy var startupTLS: TLSContext? = runtime.serverTLS
     var isDraining: Bool { draining.withLock { $0 } }
-    /// Listening with a valid configuration and not draining (`/readyz`).
+    /// Listening with a valid configuration and no shutdown started (`/readyz`).
     var isReady: Bool { serving.withLock { $0 } && !stopping.withLock { $0 } }
 
     func metricsExposition() -> [UInt8] { metrics.exposition(ledger: ledger) }
@@ -116,6 +116,7 @@ public final class Gateway {
                     if signal == SIGHUP {
                         gateway.reload(trigger: .sighup)
                     } else {
+                        gateway.log.info("signal received, shutting down", metadata: ["signal": .stringConvertible(signal)])
                         // SIGINT is someone at a terminal: no load balancer to wait for.
                         gateway.shutdown(immediately: signal == SIGINT)
                     }

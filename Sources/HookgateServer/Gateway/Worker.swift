@@ -118,7 +118,7 @@ final class Worker {
 
     /// A warning that may repeat fast: the same message at most once a second on this worker; the
     /// next one written says how many were dropped (`suppressed`).
-    func warnRepeated(_ message: String, _ metadata: Logger.Metadata) {
+    private func warnRepeated(_ message: String, _ metadata: Logger.Metadata) {
         guard let suppressed = repeatedLines.admit(message, now: MonotonicClock.milliseconds()) else { return }
         var metadata = metadata
         if suppressed > 0 { metadata["suppressed"] = .stringConvertible(suppressed) }
