@@ -244,6 +244,19 @@ def test_shutdown_delay_keeps_accepting_with_readiness_off(launch_gateway, upstr
     assert {"evt_delay_%d" % i for i, _, _ in answers} <= delivered
 
 
+@pytest.mark.parametrize("signals", [(15, 15), (2,)], ids=["second-sigterm", "sigint"])
+def test_second_sigterm_or_sigint_skips_the_delay(launch_gateway, upstream, signals):
+    g = launch_gateway([make_route(upstream.url(UPSTREAM_PATH))], admin=True, shutdown_delay="60s")
+    g.wait_signal_handlers()
+    g.expect_exit = True
+    g.proc.send_signal(signals[0])
+    assert poll_until(lambda: g.admin("/readyz").status == 503, timeout=2, interval=0.02)
+    if len(signals) > 1:
+        assert g.send(sender.make_event(id="evt_delay_still_serving")).status == 200  # in the delay
+        g.proc.send_signal(signals[1])
+    assert g.wait_exit(15) == 0, "the delay of 60 s was not skipped"
+
+
 def test_shutdown_delay_is_validated(run_cli, tmp_path, upstream):
     for value, ok in (("0s", True), ("60s", True), ("61s", False), ("-1s", False), ("soon", False)):
         cfg = make_gateway_config(free_port(), [make_route(upstream.url(UPSTREAM_PATH))], shutdown_delay=value)

@@ -26,6 +26,7 @@ public enum ProxyProtocolHeader {
         }
     }
 
+    /// What the bytes received so far amount to.
     public enum Parse: Sendable, Equatable {
         /// A valid prefix; all the given bytes belong to the header.
         case needMore
