@@ -469,3 +469,29 @@ def test_invalid_file_change_is_rejected_and_the_old_configuration_serves(launch
     g.write_config(g.config)
     assert poll_until(lambda: any(e.get("msg") == "configuration reloaded" for e in g.logs()), timeout=10)
     assert g.send(sender.make_event(id="evt_watch_config"), secret=SECRET).status == 200
+
+
+def test_listener_certificate_replaced_on_disk_is_reloaded(launch_gateway, upstream, tmp_path, tls_material):
+    import shutil
+    cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
+    shutil.copy(tls_material.server.cert, cert)
+    shutil.copy(tls_material.server.key, key)
+    g = launch_gateway([make_route(upstream.url(UPSTREAM_PATH))], tls={"cert": str(cert), "key": str(key)},
+                       client_tls=tls_material.client)
+    assert g.send(sender.make_event(id="evt_cert_old")).status == 200
+    # as cert-manager or an operator would: new files renamed over the old ones
+    for source, target in ((tls_material.other_server.cert, cert), (tls_material.other_server.key, key)):
+        shutil.copy(source, str(target) + ".new")
+        os.replace(str(target) + ".new", target)
+
+    def serves_the_new_certificate():
+        try:
+            RawClient(g.port, ssl_context=tls_material.other_client, server_hostname="localhost").close()
+            return True
+        except ssl.SSLError:
+            return False
+    assert poll_until(serves_the_new_certificate, timeout=10, interval=0.2), "the new certificate was not picked up"
+    g.client_tls = tls_material.other_client
+    assert g.send(sender.make_event(id="evt_cert_new")).status == 200
+    reloaded = [e for e in g.logs() if e.get("msg") == "configuration reloaded"]
+    assert reloaded and reloaded[-1].get("trigger") == "file_change", reloaded
