@@ -6,7 +6,6 @@ configuration file are watched and reloaded on change."""
 import json
 import os
 import resource
-import select
 import socket
 import ssl
 import struct
