@@ -26,6 +26,8 @@
 #include <strings.h>
 #include <errno.h>
 #include <sys/uio.h>
+#include <sys/inotify.h>
+#include <sys/resource.h>
 
 static inline struct evkeyval *hg_headers_first(struct evkeyvalq *headers) { return headers->tqh_first; }
 static inline struct evkeyval *hg_headers_next(struct evkeyval *header) { return header->next.tqe_next; }
@@ -47,4 +49,6 @@ static inline long hg_ssl_ctx_set_min_tls12(SSL_CTX *ctx) { return SSL_CTX_set_m
 static inline unsigned long hg_ssl_op_no_compression(void) { return SSL_OP_NO_COMPRESSION; }
 static inline unsigned long hg_ssl_op_cipher_server_preference(void) { return SSL_OP_CIPHER_SERVER_PREFERENCE; }
 static inline long hg_ssl_ctx_set_session_cache_server(SSL_CTX *ctx) { return SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER); }
+static inline int hg_getrlimit_nofile(struct rlimit *limit) { return getrlimit(RLIMIT_NOFILE, limit); }
+static inline int hg_setrlimit_nofile(const struct rlimit *limit) { return setrlimit(RLIMIT_NOFILE, limit); }
 #endif

@@ -95,7 +95,7 @@ struct Demo: ParsableCommand {
             }
             if !ok { failures += 1; print("   UNEXPECTED") }
         }
-        gateway.shutdown()
+        gateway.shutdown(immediately: true)
         gateway.wait()
         echo.stop()
         print("")

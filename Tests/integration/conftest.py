@@ -157,8 +157,10 @@ def workers_resolved(workers):
 
 
 def make_config(listen_port, routes, workers=None, max_body_bytes=1048576,
-                max_header_bytes=16384, client_timeout="15s"):
-    return {
+                max_header_bytes=16384, client_timeout="15s", shutdown_delay="0s"):
+    """`shutdown_delay` is 0s unless a test asks for one (None leaves the key out): SIGTERM
+    drains at once, as the shutdown tests expect."""
+    cfg = {
         "listen": "127.0.0.1:%d" % listen_port,
         "workers": configured_workers(1) if workers is None else workers,
         "limits": {
@@ -168,6 +170,9 @@ def make_config(listen_port, routes, workers=None, max_body_bytes=1048576,
         },
         "routes": routes,
     }
+    if shutdown_delay is not None:
+        cfg["shutdown_delay"] = shutdown_delay
+    return cfg
 
 
 def log_get(entry, dotted):

@@ -72,6 +72,7 @@ def test_reload_applies_a_rotated_secret_file(launch_gateway, upstream, tmp_path
     g = launch_gateway([make_route(upstream.url(UPSTREAM_PATH), secrets=[{"file": str(secret_file)}])], admin=True)
     assert g.send(sender.make_event(id="evt_rot_old_ok"), secret=SECRET).status == 200
     assert_error(g.send(sender.make_event(id="evt_rot_new_early"), secret=SECRET2), 401, "signature_mismatch")
+    g.wait_signal_handlers()  # SIGHUP right after the write: before the file watch would reload it
     secret_file.write_text(SECRET2 + "\n")  # the configuration file itself is unchanged
     reload_and_wait(g, None)
     r = g.send(sender.make_event(id="evt_rot_new_ok"), secret=SECRET2)

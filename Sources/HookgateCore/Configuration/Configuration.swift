@@ -20,6 +20,12 @@ public struct Configuration: Sendable {
     /// `trusted_proxies`: peers (CIDRs or addresses) whose `X-Forwarded-For`, `X-Forwarded-Proto`,
     /// `X-Forwarded-Host`, `X-Real-IP` and `Forwarded` are believed. Default none.
     public var trustedProxies: [IPNetwork] = []
+    /// `shutdown_delay`: after SIGTERM, how long `/readyz` says 503 while connections are still
+    /// accepted and served (load balancers deregister the instance), before the drain. Default 5s.
+    public var shutdownDelay: ConfigDuration = .seconds(5)
+    /// `listen.proxy_protocol`: every connection starts with a PROXY protocol v1 or v2 header
+    /// whose source address becomes the client's. Default false.
+    public var proxyProtocol = false
 
     public init() {}
 

@@ -41,6 +41,8 @@ public enum ConfigurationLoader {
     public static let minimumSecretBytes = 32
     /// The sender gives up after 30 s; the upstream timeout must leave room to answer.
     public static let senderDeadline = ConfigDuration.seconds(30)
+    /// Load balancers deregister within seconds; a longer delay only slows every rollout.
+    public static let maximumShutdownDelay = ConfigDuration.seconds(60)
 
     public static func load(yaml: String, environment: SecretEnvironment) -> Result<Configuration, ConfigurationProblems> {
         var reader = NodeReader()
@@ -65,13 +67,15 @@ public enum ConfigurationLoader {
             "admin",
             "ledger",
             "trusted_proxies",
+            "shutdown_delay",
         ])
 
         if let node = fields["listen"] {
             var addressNode: Node? = node
             if case .mapping(let map) = node {
-                let f = reader.fields(map, at: "listen", allowed: ["address", "tls"])
+                let f = reader.fields(map, at: "listen", allowed: ["address", "tls", "proxy_protocol"])
                 addressNode = reader.required(f, "address", at: "listen")
+                if let n = f["proxy_protocol"], let on = reader.boolean(n, at: "listen.proxy_protocol") { config.proxyProtocol = on }
                 if let tlsNode = f["tls"], let tlsMap = reader.mapping(tlsNode, at: "listen.tls") {
                     let t = reader.fields(tlsMap, at: "listen.tls", allowed: ["cert", "key"])
                     let cert = reader.required(t, "cert", at: "listen.tls").flatMap { reader.string($0, at: "listen.tls.cert") }
@@ -120,6 +124,10 @@ public enum ConfigurationLoader {
         }
         if let node = fields["shutdown_grace"], let d = reader.duration(node, at: "shutdown_grace", minimum: .init(milliseconds: 0)) {
             config.shutdownGrace = d
+        }
+        if let node = fields["shutdown_delay"], let d = reader.duration(node, at: "shutdown_delay", minimum: .init(milliseconds: 0)) {
+            if d > maximumShutdownDelay { reader.problem("shutdown_delay", "must be at most \(maximumShutdownDelay), got \(d)") }
+            config.shutdownDelay = d
         }
 
         if let node = fields["routes"], let list = reader.sequence(node, at: "routes") {
@@ -367,6 +375,17 @@ struct NodeReader {
             return nil
         }
         return v
+    }
+
+    mutating func boolean(_ node: Node, at key: String) -> Bool? {
+        guard let text = string(node, at: key) else { return nil }
+        switch text {
+        case "true": return true
+        case "false": return false
+        default:
+            problem(key, "expected true or false, got \"\(text)\"")
+            return nil
+        }
     }
 
     mutating func duration(_ node: Node, at key: String, minimum: ConfigDuration) -> ConfigDuration? {

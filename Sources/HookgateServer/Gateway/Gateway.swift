@@ -4,7 +4,8 @@ import HookgateCore
 import Logging
 
 /// The running gateway: its workers, the shared dedup ledgers, the current configuration, and the
-/// shutdown sequence (stop accepting, answer 503 to new requests, let forwards finish, exit).
+/// shutdown sequence (readiness off while still serving for `shutdown_delay`, then stop accepting,
+/// answer 503 to new requests, let forwards finish, exit).
 public final class Gateway {
     private let runtimeBox: Locked<RuntimeConfiguration>
     let ledger = SharedLedger()
@@ -13,6 +14,11 @@ public final class Gateway {
     private var workers: [Worker] = []
     private let threads = DispatchGroup()
     private let draining = Locked(false)
+    /// Set by the first SIGTERM: `/readyz` says 503 from then on, while the delay still serves.
+    private let stopping = Locked(false)
+    private var delayTimer: OpaquePointer?
+    /// Reloads when a file the configuration is made of changes (first worker's loop).
+    private var watcher: ConfigurationWatcher?
     private let forwardsInFlight = Locked(0)
     private var signalEvents: [OpaquePointer] = []
     private var drainTimer: OpaquePointer?
@@ -46,8 +52,8 @@ public final class Gateway {
     /// The listener's TLS context at start; kept if a reload drops `listen.tls` (that needs a restart).
     private(set) lazy var startupTLS: TLSContext? = runtime.serverTLS
     var isDraining: Bool { draining.withLock { $0 } }
-    /// Listening with a valid configuration and not draining (`/readyz`).
-    var isReady: Bool { serving.withLock { $0 } && !isDraining }
+    /// Listening with a valid configuration and no shutdown started (`/readyz`).
+    var isReady: Bool { serving.withLock { $0 } && !stopping.withLock { $0 } }
 
     func metricsExposition() -> [UInt8] { metrics.exposition(ledger: ledger) }
 
@@ -56,6 +62,12 @@ public final class Gateway {
         let configuration = runtime.configuration
         let count = configuration.workers.resolved(cores: ProcessInfo.processInfo.activeProcessorCount)
         var address = configuration.listen
+        raiseDescriptorLimit()
+        if count > 1, address.port != 0 {
+            // SO_REUSEPORT would let the workers share the port with another hookgate (two ledgers
+            // splitting one sender's traffic): bind once without it first, as a probe.
+            try ListeningSocket.probe(address)
+        }
         for index in 0..<count {
             let worker = try Worker(index: index, gateway: self, limits: configuration.limits, tls: startupTLS != nil,
                                     connectionCap: (configuration.limits.maxConnections + count - 1) / count)
@@ -80,6 +92,11 @@ public final class Gateway {
             thread.stackSize = 8 << 20
             thread.start()
         }
+        if let first = workers.first, configurationPath != nil {
+            let watcher = ConfigurationWatcher(gateway: self, base: first.base)
+            self.watcher = watcher
+            first.mailbox.post { [self] in watcher.arm(paths: watchedPaths(runtime.configuration)) }
+        }
         serving.withLock { $0 = true }
         log.info("listening", metadata: [
             "listen": .string("\(configuration.listen.host):\(port)"),
@@ -97,10 +114,11 @@ public final class Gateway {
                 let event = event_new(first.base, number, Int16(EV_SIGNAL | EV_PERSIST), { signal, _, arg in
                     let gateway = Unmanaged<Gateway>.fromOpaque(arg!).takeUnretainedValue()
                     if signal == SIGHUP {
-                        gateway.reload()
+                        gateway.reload(trigger: .sighup)
                     } else {
-                        gateway.log.info("signal received, draining", metadata: ["signal": .stringConvertible(signal)])
-                        gateway.shutdown()
+                        gateway.log.info("signal received, shutting down", metadata: ["signal": .stringConvertible(signal)])
+                        // SIGINT is someone at a terminal: no load balancer to wait for.
+                        gateway.shutdown(immediately: signal == SIGINT)
                     }
                 }, Unmanaged.passUnretained(self).toOpaque())!
                 event_add(event, nil)
@@ -122,16 +140,51 @@ public final class Gateway {
         pthread_sigmask(SIG_UNBLOCK, &signals, nil)
         for event in signalEvents { event_free(event) }
         if let drainTimer { event_free(drainTimer) }
+        if let delayTimer { event_free(delayTimer) }
+        watcher = nil
         signalEvents.removeAll()
         drainTimer = nil
+        delayTimer = nil
         workers.removeAll()
         admin?.stop()
         admin = nil
         log.info("stopped")
     }
 
-    /// Starts the graceful shutdown; safe from any thread, idempotent.
-    public func shutdown() {
+    /// Starts the graceful shutdown; safe from any thread. The first call turns readiness off and
+    /// keeps serving for `shutdown_delay`, so that load balancers stop sending here before any
+    /// connection is refused; then the drain starts. A second call (another SIGTERM), or
+    /// `immediately`, starts the drain at once.
+    public func shutdown(immediately: Bool = false) {
+        let first = stopping.withLock { flag -> Bool in
+            defer { flag = true }
+            return !flag
+        }
+        guard let firstWorker = workers.first else { return }
+        let delay = runtime.configuration.shutdownDelay.milliseconds
+        guard first, !immediately, delay > 0 else {
+            log.info("shutdown: draining", metadata: ["shutdown_grace": .string("\(runtime.configuration.shutdownGrace)")])
+            drain()
+            return
+        }
+        log.info("shutdown: not ready, still serving until the delay ends", metadata: [
+            "shutdown_delay": .string("\(runtime.configuration.shutdownDelay)"),
+        ])
+        firstWorker.mailbox.post { [self] in
+            delayTimer = event_new(firstWorker.base, -1, 0, { _, _, arg in
+                let gateway = Unmanaged<Gateway>.fromOpaque(arg!).takeUnretainedValue()
+                gateway.log.info("shutdown: delay over, draining", metadata: [
+                    "shutdown_grace": .string("\(gateway.runtime.configuration.shutdownGrace)"),
+                ])
+                gateway.drain()
+            }, Unmanaged.passUnretained(self).toOpaque())
+            var wait = timeval(milliseconds: delay)
+            event_add(delayTimer, &wait)
+        }
+    }
+
+    /// Stops accepting and waits for the forwards in flight (at most `shutdown_grace`); idempotent.
+    private func drain() {
         let already = draining.withLock { flag -> Bool in
             defer { flag = true }
             return flag
@@ -167,11 +220,6 @@ public final class Gateway {
         }
     }
 
-    func connectionCapReached(worker: Int, cap: Int) {
-        log.warning("connection cap reached; new connections wait in the backlog",
-                    metadata: ["worker": .stringConvertible(worker), "cap": .stringConvertible(cap)])
-    }
-
     func forwardStarted() { forwardsInFlight.withLock { $0 += 1 } }
     func forwardFinished() { forwardsInFlight.withLock { $0 -= 1 } }
 
@@ -179,16 +227,27 @@ public final class Gateway {
         route.metrics.upstreamAnswered(status: status, microseconds: microseconds)
     }
 
+    /// What started a reload (the `trigger` field of its log lines).
+    public enum ReloadTrigger: String, Sendable {
+        case sighup
+        /// A watched file changed: the configuration file, a `file:` secret, a certificate or key.
+        case fileChange = "file_change"
+    }
+
     /// Re-reads the configuration file. A valid one applies to requests that arrive from now on
     /// (in-flight ones finish under the old one) and the dedup ledgers carry over; an invalid one
-    /// is logged and the old configuration keeps serving.
-    public func reload() {
+    /// is logged and the old configuration keeps serving. Runs on the first worker's loop (signal
+    /// and file-watch events are there); the file watch is re-armed after it, for the files the
+    /// configuration now names.
+    public func reload(trigger: ReloadTrigger = .sighup) {
         guard let path = configurationPath else { return }
+        defer { watcher?.arm(paths: watchedPaths(runtime.configuration)) }
         switch ConfigurationFile.loadRuntime(path: path) {
         case .failure(let problems):
             for problem in problems.problems {
                 log.error("reload rejected, keeping the running configuration",
-                          metadata: ["key": .string(problem.key), "problem": .string(problem.message)])
+                          metadata: ["key": .string(problem.key), "problem": .string(problem.message),
+                                     "trigger": .string(trigger.rawValue)])
             }
             metrics.reloaded(success: false)
         case .success(let fresh):
@@ -207,8 +266,38 @@ public final class Gateway {
             metrics.reloaded(success: true)
             log.info("configuration reloaded", metadata: [
                 "routes": .array(configuration.routes.map { .string("\($0.path) -> \($0.upstream.url)") }),
+                "trigger": .string(trigger.rawValue),
             ])
         }
+    }
+
+    /// The files a configuration is made of: the file itself, `file:` secrets, the listener's
+    /// certificate and key.
+    private func watchedPaths(_ configuration: Configuration) -> [String] {
+        var paths = configurationPath.map { [$0] } ?? []
+        if let tls = configuration.tls { paths += [tls.certificate, tls.key] }
+        for route in configuration.routes {
+            for secret in route.verify.secrets {
+                if case .file(let path) = secret.origin { paths.append(path) }
+            }
+        }
+        return paths
+    }
+
+    /// Raises the soft descriptor limit to the hard one: each client connection and each upstream
+    /// connection is a descriptor, and a low soft limit (often 1024) starves `max_connections`.
+    private func raiseDescriptorLimit() {
+        var limit = rlimit()
+        guard hg_getrlimit_nofile(&limit) == 0 else { return }
+        let before = limit.rlim_cur
+        if limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max
+            if hg_setrlimit_nofile(&limit) != 0 { limit.rlim_cur = before }
+        }
+        log.info("descriptor limit", metadata: [
+            "nofile.soft_at_start": .stringConvertible(before), "nofile.soft": .stringConvertible(limit.rlim_cur),
+            "nofile.hard": .stringConvertible(limit.rlim_max),
+        ])
     }
 
     /// The access log: one line per answered request, rendered without swift-log's metadata

@@ -1,6 +1,7 @@
 import CLibevent
 import Foundation
 import HookgateCore
+import Logging
 
 /// One event loop: its own libevent base, listening socket (SO_REUSEPORT when there are several
 /// workers), client connections and upstream pools. Everything here runs on the worker's thread;
@@ -15,7 +16,17 @@ final class Worker {
     private(set) var accessLog: AccessLogBatch!
     private var listener: OpaquePointer?
     private var listenerPaused = false
+    /// Accepting is off for a moment after a failed accept (out of descriptors): retrying at once
+    /// would spin the loop.
+    private var acceptPaused = false
+    private var acceptRetry: OpaquePointer!
     private var connections: [ObjectIdentifier: InboundConnection] = [:]
+    /// Accepted connections whose PROXY protocol header has not arrived yet (they count against the cap).
+    private var pendingHeaders: [ObjectIdentifier: ProxyHeaderReader] = [:]
+    private var repeatedLines = RepeatedLineLimiter()
+    private let log = Logger(label: "hookgate")
+    /// How long accepting pauses after a failed accept (nginx waits 500 ms on EMFILE).
+    private static let acceptPauseMilliseconds: Int64 = 500
     /// This worker's share of `limits.max_connections`.
     private let connectionCap: Int
     private var pools: [ObjectIdentifier: UpstreamPool] = [:]
@@ -43,12 +54,18 @@ final class Worker {
         requestIDPrefix = String(UInt32.random(in: 0...UInt32.max), radix: 16) + "-\(index)"
         mailbox = Mailbox(base: base)
         accessLog = AccessLogBatch(base: base)
+        acceptRetry = event_new(base, -1, 0, { _, _, arg in
+            Unmanaged<Worker>.fromOpaque(arg!).takeUnretainedValue().resumeAccepting()
+        }, Unmanaged.passUnretained(self).toOpaque())
     }
 
     deinit {
         let open = connections.values
         connections.removeAll()
         for connection in open { connection.detach() }
+        for reader in pendingHeaders.values { close(reader.fd) }
+        pendingHeaders.removeAll()
+        event_free(acceptRetry)
         for pool in Array(pools.values) + retiring { pool.abandonAll() }
         pools.removeAll()
         retiring.removeAll()
@@ -71,12 +88,68 @@ final class Worker {
             close(fd)
             throw SystemError("cannot accept on \(address)")
         }
+        evconnlistener_set_error_cb(listener) { _, arg in
+            let code = hg_errno()
+            Unmanaged<Worker>.fromOpaque(arg!).takeUnretainedValue().acceptFailed(code)
+        }
         self.listener = listener
         return port
     }
 
+    /// A failed accept that libevent would retry at once (EMFILE, ENFILE, ENOBUFS...): the backlog
+    /// stays readable, so accepting pauses for a moment instead of spinning, and the log line is
+    /// written at most once a second.
+    private func acceptFailed(_ code: Int32) {
+        warnRepeated("accept failed; accepting paused", [
+            "error": .string(String(cString: strerror(code))), "worker": .stringConvertible(index),
+            "pause_ms": .stringConvertible(Self.acceptPauseMilliseconds),
+        ])
+        guard let listener, !acceptPaused else { return }
+        evconnlistener_disable(listener)
+        acceptPaused = true
+        var pause = timeval(milliseconds: Self.acceptPauseMilliseconds)
+        event_add(acceptRetry, &pause)
+    }
+
+    private func resumeAccepting() {
+        acceptPaused = false
+        if let listener, !listenerPaused { evconnlistener_enable(listener) }
+    }
+
+    /// A warning that may repeat fast: the same message at most once a second on this worker; the
+    /// next one written says how many were dropped (`suppressed`).
+    private func warnRepeated(_ message: String, _ metadata: Logger.Metadata) {
+        guard let suppressed = repeatedLines.admit(message, now: MonotonicClock.milliseconds()) else { return }
+        var metadata = metadata
+        if suppressed > 0 { metadata["suppressed"] = .stringConvertible(suppressed) }
+        log.warning("\(message)", metadata: metadata)
+    }
+
     private func accept(_ fd: Int32, _ address: UnsafeMutablePointer<sockaddr>?, _ length: Int32) {
         let client = Self.describe(address)
+        if gateway.runtime.configuration.proxyProtocol {
+            let reader = ProxyHeaderReader(worker: self, fd: fd, peer: client, timeoutMilliseconds: limits.clientTimeout.milliseconds)
+            pendingHeaders[ObjectIdentifier(reader)] = reader
+            pauseAtCap()
+            return
+        }
+        open(fd, client: client)
+    }
+
+    /// The PROXY header named the client (or kept the peer): the connection starts as any other.
+    func proxyHeaderRead(_ reader: ProxyHeaderReader, client: String) {
+        pendingHeaders[ObjectIdentifier(reader)] = nil
+        open(reader.fd, client: client)
+    }
+
+    /// No valid PROXY header in time: closed without an answer.
+    func proxyHeaderFailed(_ reader: ProxyHeaderReader) {
+        pendingHeaders[ObjectIdentifier(reader)] = nil
+        evutil_closesocket(reader.fd)
+        resumeBelowCap()
+    }
+
+    private func open(_ fd: Int32, client: String) {
         let bev: OpaquePointer?
         if tls {
             if let context = gateway.runtime.serverTLS ?? gateway.startupTLS, let ssl = SSL_new(context.context) {
@@ -89,24 +162,36 @@ final class Worker {
         }
         guard let bev else {
             evutil_closesocket(fd)
+            resumeBelowCap()
             return
         }
         let connection = InboundConnection(worker: self, bufferevent: bev, clientAddress: client, isTLS: tls, limits: limits)
         connections[ObjectIdentifier(connection)] = connection
-        if connections.count >= connectionCap, let listener, !listenerPaused {
+        pauseAtCap()
+    }
+
+    private var openCount: Int { connections.count + pendingHeaders.count }
+
+    private func pauseAtCap() {
+        if openCount >= connectionCap, let listener, !listenerPaused {
             // At the cap, new connections wait in the kernel's backlog instead of being accepted.
             evconnlistener_disable(listener)
             listenerPaused = true
-            gateway.connectionCapReached(worker: index, cap: connectionCap)
+            warnRepeated("connection cap reached; new connections wait in the backlog",
+                         ["worker": .stringConvertible(index), "cap": .stringConvertible(connectionCap)])
+        }
+    }
+
+    private func resumeBelowCap() {
+        if listenerPaused, openCount < connectionCap, let listener {
+            if !acceptPaused { evconnlistener_enable(listener) }
+            listenerPaused = false
         }
     }
 
     func connectionClosed(_ connection: InboundConnection) {
         connections[ObjectIdentifier(connection)] = nil
-        if listenerPaused, connections.count < connectionCap, let listener {
-            evconnlistener_enable(listener)
-            listenerPaused = false
-        }
+        resumeBelowCap()
     }
 
     private static func describe(_ address: UnsafeMutablePointer<sockaddr>?) -> String {

@@ -1,5 +1,6 @@
 import CLibevent
 import Foundation
+import HookgateCore
 import Logging
 
 /// The one place where libevent is set up and its failures become Swift errors.
@@ -11,7 +12,11 @@ enum Libevent {
         event_set_log_callback { severity, message in
             let text = message.map { String(cString: $0) } ?? ""
             let level: Logger.Level = severity >= EVENT_LOG_ERR ? .error : (severity >= EVENT_LOG_WARN ? .warning : .debug)
-            libeventLogger.log(level: level, "libevent", metadata: ["libevent.message": .string(text)])
+            // A message libevent repeats in a loop is written at most once a second.
+            guard let suppressed = libeventRepeats.withLock({ $0.admit(text, now: MonotonicClock.milliseconds()) }) else { return }
+            var metadata: Logger.Metadata = ["libevent.message": .string(text)]
+            if suppressed > 0 { metadata["suppressed"] = .stringConvertible(suppressed) }
+            libeventLogger.log(level: level, "libevent", metadata: metadata)
         }
         // A client that closes its connection while we write must not kill the process.
         signal(SIGPIPE, SIG_IGN)
@@ -19,6 +24,7 @@ enum Libevent {
 }
 
 private let libeventLogger = Logger(label: "hookgate.libevent")
+private let libeventRepeats = Locked(RepeatedLineLimiter())
 
 /// A failed system or libevent call, with errno's text when there is one.
 public struct SystemError: Error, CustomStringConvertible {

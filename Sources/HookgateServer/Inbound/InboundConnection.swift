@@ -5,7 +5,11 @@ import HookgateCore
 /// parser, one at a time (pipelined requests wait in the input buffer, reading is paused while a
 /// request is being handled), and writes answers in order. One timer bounds every phase: the
 /// whole head and body must arrive within `client_timeout` (slowloris and slow bodies are cut,
-/// not merely idle ones), and an idle keep-alive connection is closed after it.
+/// not merely idle ones), and an idle keep-alive connection is closed after it. A client that
+/// pipelines requests but does not read the answers is not read from while more than
+/// `maximumQueuedAnswerBytes` of answers wait for it (nginx stops reading a pipelining client
+/// until its answer is written): the answers queued for a client are bounded, and its idle timer
+/// closes it if it never reads.
 ///
 /// Ownership: the worker's connection table holds the connection while it is open; an exchange
 /// holds it while its request is handled. libevent callbacks get it unretained and never outlive
@@ -41,6 +45,8 @@ final class InboundConnection {
     /// How long a connection being closed waits for its client to take (more of) the last answer:
     /// a client that never reads it does not hold the connection.
     private static let closingMilliseconds: Int64 = 5_000
+    /// Beyond this many bytes of answers queued for the client, no further request is read.
+    static let maximumQueuedAnswerBytes = 65_536
 
     init(worker: Worker, bufferevent: OpaquePointer, clientAddress: String, isTLS: Bool, limits: Configuration.Limits) {
         self.worker = worker
@@ -83,6 +89,8 @@ final class InboundConnection {
             case .idle, .head:
                 guard evbuffer_get_length(input) > 0 else { return }
                 if case .idle = state {
+                    // Read on once the client has taken its answers (`writable`).
+                    guard queuedOutput <= Self.maximumQueuedAnswerBytes else { return }
                     state = .head
                     limits = worker.limits
                     arm(limits.clientTimeout.milliseconds)
@@ -235,6 +243,10 @@ final class InboundConnection {
     private func writable() {
         if case .idle = state {
             arm(limits.clientTimeout.milliseconds)  // idle from now, not from when the answer was queued
+            if let bev, evbuffer_get_length(bufferevent_get_input(bev)) > 0 {
+                // Requests that waited while answers were queued beyond the bound.
+                bufferevent_trigger(bev, Int16(EV_READ), Int32(BEV_TRIG_DEFER_CALLBACKS.rawValue))
+            }
             return
         }
         guard case .closing = state, !lingering, let bev else { return }

@@ -4,7 +4,23 @@ import HookgateCore
 
 /// Opens non-blocking listening sockets for a `listen` address.
 enum ListeningSocket {
+    /// Fails if another socket holds `address`: binds without SO_REUSEPORT, then closes. The
+    /// workers bind with SO_REUSEPORT, which would otherwise join another process's port silently.
+    static func probe(_ address: ListenAddress) throws {
+        close(try bound(address, reusePort: false))
+    }
+
     static func open(_ address: ListenAddress, reusePort: Bool) throws -> Int32 {
+        let fd = try bound(address, reusePort: reusePort)
+        guard Foundation.listen(fd, 1024) == 0 else {
+            let error = SystemError("listen on \(address)")
+            close(fd)
+            throw error
+        }
+        return fd
+    }
+
+    private static func bound(_ address: ListenAddress, reusePort: Bool) throws -> Int32 {
         var hints = addrinfo()
         hints.ai_family = AF_UNSPEC
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
@@ -23,12 +39,9 @@ enum ListeningSocket {
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
         if reusePort { setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<Int32>.size)) }
         guard bind(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0 else {
-            let error = SystemError("cannot listen on \(address)")
-            close(fd)
-            throw error
-        }
-        guard Foundation.listen(fd, 1024) == 0 else {
-            let error = SystemError("listen on \(address)")
+            let error = errno == EADDRINUSE
+                ? SystemError("cannot listen on \(address): another process is listening on it (address already in use)", errno: 0)
+                : SystemError("cannot listen on \(address)")
             close(fd)
             throw error
         }
