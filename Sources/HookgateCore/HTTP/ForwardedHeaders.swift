@@ -6,13 +6,13 @@ public struct ForwardedHeaders {
         public var clientAddress: String
         public var scheme: String
         public var requestID: String
-        public var envelope: CloudEventEnvelope
+        public var event: AdmittedEvent
 
-        public init(clientAddress: String, scheme: String, requestID: String, envelope: CloudEventEnvelope) {
+        public init(clientAddress: String, scheme: String, requestID: String, event: AdmittedEvent) {
             self.clientAddress = clientAddress
             self.scheme = scheme
             self.requestID = requestID
-            self.envelope = envelope
+            self.event = event
         }
     }
 
@@ -54,9 +54,9 @@ public struct ForwardedHeaders {
         emit(.set("X-Forwarded-Proto", context.scheme))
         if let host { emit(.set("X-Forwarded-Host", host)) }
         emit(.set("X-Request-Id", context.requestID))
-        emit(.set("X-Hookgate-Verified", "hmac-sha256"))
-        emit(.set("X-Hookgate-Event-Id", headerSafe(context.envelope.id)))
-        emit(.set("X-Hookgate-Event-Type", headerSafe(context.envelope.type)))
+        emit(.set("X-Hookgate-Verified", context.event.verifiedBy))
+        if let id = context.event.id { emit(.set("X-Hookgate-Event-Id", headerSafe(id))) }
+        if let type = context.event.type { emit(.set("X-Hookgate-Event-Type", headerSafe(type))) }
         for (name, value) in addHeaders { emit(.set(name, value)) }
     }
 

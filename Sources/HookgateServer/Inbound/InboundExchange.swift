@@ -26,7 +26,7 @@ final class InboundExchange {
     let startedMicroseconds: Int64
     let requestID: String
     var route: CompiledRoute?
-    var envelope: CloudEventEnvelope?
+    var event: AdmittedEvent?
     private var answered = false
 
     /// `head` is nil when the request could not be parsed.
