@@ -50,7 +50,7 @@ extension SignatureSchemeName {
     public var defaultIdentity: EventIdentity {
         switch self {
         case .vecu: return .envelope
-        case .standardWebhooks: return .source(.header("webhook-id"))
+        case .standardWebhooks: return .source(.standardWebhooksID)
         case .stripe: return .source(.body(JSONPointer(["id"])))
         case .github: return .source(.header(GitHubSignatureScheme.deliveryHeader))
         case .slack: return .source(.body(JSONPointer(["event_id"])))

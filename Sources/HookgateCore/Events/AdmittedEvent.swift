@@ -26,6 +26,9 @@ public struct AdmittedEvent: Sendable, Equatable {
 public enum EventIDSource: Sendable, Equatable {
     case header(String)
     case body(JSONPointer)
+    /// `webhook-id`, or `svix-id` when the request uses Svix's names: the same choice the
+    /// Standard Webhooks scheme made, so the id is always the signed one.
+    case standardWebhooksID
 
     /// Parses the config text; nil when it is neither form.
     public init?(parsing text: String) {
@@ -46,20 +49,24 @@ public enum EventIDSource: Sendable, Equatable {
     /// valid JSON or names the key twice. Such an event is forwarded without de-duplication: a
     /// possible duplicate, never a loss. A repeated id header is refused (two readers, two ids).
     public func eventID(headers: some HeaderFields, contiguousBody: () -> UnsafeRawBufferPointer) -> Result<String?, Rejection> {
-        let found: String?
+        let name: String
         switch self {
-        case .header(let name):
-            switch headers.value(named: name) {
-            case .missing: found = nil
-            case .one(let v): found = v
-            case .repeated: return .failure(Rejection(.eventIDMismatch, "\(name) appears more than once"))
-            }
+        case .header(let n): name = n
+        case .standardWebhooksID: name = StandardWebhooksSignatureScheme.names(in: headers).id
         case .body(let pointer):
             var scanner = JSONScanner(contiguousBody())
-            if case .string(let s)? = try? scanner.scanValue(at: pointer) { found = s } else { found = nil }
+            guard case .string(let s)? = try? scanner.scanValue(at: pointer) else { return .success(nil) }
+            return .success(Self.usable(s))
         }
-        guard let found, !found.isEmpty, found.utf8.count <= CloudEventEnvelope.maximumFieldBytes else { return .success(nil) }
-        return .success(found)
+        switch headers.value(named: name) {
+        case .missing: return .success(nil)
+        case .one(let v): return .success(Self.usable(v))
+        case .repeated: return .failure(Rejection(.eventIDMismatch, "\(name) appears more than once"))
+        }
+    }
+
+    private static func usable(_ id: String) -> String? {
+        id.isEmpty || id.utf8.count > CloudEventEnvelope.maximumFieldBytes ? nil : id
     }
 }
 
