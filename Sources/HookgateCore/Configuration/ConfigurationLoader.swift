@@ -191,8 +191,10 @@ public enum ConfigurationLoader {
             if list.isEmpty { reader.problem("\(key).secrets", "at least one secret is required") }
             for (i, item) in list.enumerated() {
                 let k = "\(key).secrets[\(i)]"
-                if let scheme, let secret = loadSecret(item, at: k, reader: &reader, environment: environment, minimumBytes: 1)
-                    .flatMap({ applySecretRule($0, scheme: scheme, at: k, reader: &reader) }) {
+                // Each scheme has its own rule; with an unknown scheme the general minimum still applies.
+                let loaded = loadSecret(item, at: k, reader: &reader, environment: environment,
+                                        minimumBytes: scheme == nil ? minimumSecretBytes : 1)
+                if let scheme, let secret = loaded.flatMap({ applySecretRule($0, scheme: scheme, at: k, reader: &reader) }) {
                     secrets.append(secret)
                 }
             }
