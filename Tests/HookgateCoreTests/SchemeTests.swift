@@ -361,6 +361,8 @@ struct SchemeConfigurationTests {
          "routes[0].verify.signed: uses {id}"),
         (#"{scheme: hmac, secrets: [{value: "0123456789abcdef"}], header: X-A, id: "cookie:x"}"#, "routes[0].verify.id"),
         (#"{scheme: hmac, secrets: [{value: "0123456789abcdef"}], header: "X A"}"#, "routes[0].verify.header: not a valid header name"),
+        (#"{scheme: hmac, secrets: [{value: "0123456789abcdef"}], header: X-A, tolerance: 5m}"#,
+         "routes[0].verify.tolerance: applies only with timestamp_header"),
     ])
     func problemNamesTheKey(_ verify: String, _ expected: String) {
         let found = Self.problems(verify)

@@ -126,7 +126,7 @@ def _mut_dup_paths(cfg, tmp):
 
 
 def _mut_scheme(cfg, tmp):
-    cfg["routes"][0]["verify"]["scheme"] = "stripe"
+    cfg["routes"][0]["verify"]["scheme"] = "gitlab"
 
 
 INVALID = [

@@ -206,6 +206,9 @@ public enum ConfigurationLoader {
             tolerance = d
         }
         let hmac = scheme == .hmac ? loadGenericHMAC(f, at: key, reader: &reader) : nil
+        if let hmac, hmac.timestampHeader == nil, f["tolerance"] != nil {
+            reader.problem("\(key).tolerance", "applies only with timestamp_header")
+        }
         guard let scheme, !secrets.isEmpty, scheme != .hmac || hmac != nil else { return nil }
         var verify = Configuration.Verify(scheme: scheme, secrets: secrets, tolerance: tolerance)
         verify.hmac = hmac
