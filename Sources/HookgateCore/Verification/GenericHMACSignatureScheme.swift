@@ -56,6 +56,8 @@ public struct GenericHMACSignatureScheme: SignatureScheme {
     public let parts: [Part]
     public let timestampHeader: String?
     public let idHeader: String?
+    /// Whether `{id}` is signed, so the id header must be present once.
+    private let signsID: Bool
     private let keys: HMACKeyRing
     public let window: TimestampWindow
 
@@ -69,6 +71,7 @@ public struct GenericHMACSignatureScheme: SignatureScheme {
         self.parts = parts
         self.timestampHeader = timestampHeader
         self.idHeader = idHeader
+        signsID = parts.contains(.id)
         window = TimestampWindow(toleranceSeconds: toleranceSeconds)
     }
 
@@ -81,7 +84,7 @@ public struct GenericHMACSignatureScheme: SignatureScheme {
             }
         }
         var id = ""
-        if let idHeader, parts.contains(.id) {
+        if let idHeader, signsID {
             switch headers.value(named: idHeader) {
             case .missing: return Rejection(.signatureMalformed, "\(idHeader) header is required (it is signed)")
             case .repeated: return Rejection(.signatureMalformed, "\(idHeader) header appears more than once")
