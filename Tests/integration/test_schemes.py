@@ -43,6 +43,8 @@ ROUTES = [
     _route("hmac", "hmac", HMAC_SECRETS, header="X-Acme-Signature", prefix="sha256=", encoding="hex",
            signed="{timestamp}.{id}.{body}", timestamp_header="X-Acme-Timestamp", id="header:X-Acme-Delivery"),
     _route("hmac-b64", "hmac", HMAC_SECRETS, header="X-Other-Hmac", encoding="base64", id="body:/data/object/id"),
+    _route("hmac-noid", "hmac", HMAC_SECRETS, header="X-Other-Hmac", encoding="base64"),
+    dict(_route("stripe-override", "stripe", STRIPE_SECRETS), dedup={"id": "body:/data/object/id"}),
 ]
 TIMED = {"standard-webhooks", "stripe", "slack", "hmac"}
 
@@ -327,6 +329,33 @@ def test_non_json_body_forwards_without_dedup(gwu):
         _, headers, _ = signed("slack", body=body)
         assert post(gw, "slack", body, headers).status == 200
     assert upstream.count() == 2
+
+
+def test_route_without_id_forwards_every_copy_and_warns_at_start(gwu):
+    gw, upstream = gwu
+    upstream.reset()
+    body = b'{"data":{"object":{"id":"same"}}}'
+    for _ in range(2):
+        _, headers, _ = signed("hmac-b64", body=body)
+        r = post(gw, "hmac-noid", body, headers)
+        assert r.status == 200 and r.header("X-Hookgate-Duplicate") is None, r
+    assert upstream.count() == 2
+    assert record_headers(last_record(upstream), "X-Hookgate-Event-Id") == []
+    warnings = [json.loads(l) for l in (gw.stdout() + gw.stderr()).splitlines() if l.startswith("{")]
+    assert any("without de-duplication" in json.dumps(w) and "routes[7].dedup.id" in json.dumps(w) for w in warnings)
+
+
+def test_dedup_id_overrides_the_schemes_id(gwu):
+    gw, upstream = gwu
+    upstream.reset()
+    # Two Stripe events (different top-level ids) about the same object: one delivery.
+    for n in range(2):
+        body = json.dumps({"id": "evt_%d_%s" % (n, uuid.uuid4().hex), "data": {"object": {"id": "ch_shared"}}}).encode()
+        _, headers, _ = signed("stripe", body=body)
+        r = post(gw, "stripe-override", body, headers)
+        assert r.status == 200, r
+    assert upstream.count() == 1
+    assert record_headers(last_record(upstream), "X-Hookgate-Event-Id") == ["ch_shared"]
 
 
 def test_config_errors_name_the_key(run_cli, tmp_path):
