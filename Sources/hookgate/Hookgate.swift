@@ -66,6 +66,9 @@ func warnAboutLiteralSecrets(_ configuration: Configuration, log: Logger) {
         log.warning("upstream certificate verification is off; anyone on the path can read and change events",
                     metadata: ["key": .string("routes[\(i)].upstream.tls_insecure_skip_verify")])
     }
+    for warning in configuration.warnings {
+        log.warning("\(warning.message)", metadata: ["key": .string(warning.key)])
+    }
     for (i, route) in configuration.routes.enumerated() {
         for (j, secret) in route.verify.secrets.enumerated() where secret.origin == .literal {
             log.warning("secret written in the configuration file; use env or file outside tests",
@@ -81,7 +84,8 @@ struct Check: ParsableCommand {
     var config: String
 
     func run() throws {
-        _ = try loadOrExit(config)
+        let configuration = try loadOrExit(config)
+        for warning in configuration.warnings { printError("warning: \(warning)") }
         print("configuration is valid")
     }
 }

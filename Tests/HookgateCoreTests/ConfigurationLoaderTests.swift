@@ -175,8 +175,8 @@ private let problemCases: [ProblemCase] = [
     problem("secret given as a bare string", verifyWithSecrets("- \(secret32)"), ["routes[0].verify.secrets[0]"], "expected a mapping"),
     problem("second of two secrets missing", verifyWithSecrets("- env: VECU_WEBHOOK_SECRET\n- env: NOT_SET"),
             ["routes[0].verify.secrets[1]"], "NOT_SET is not set"),
-    problem("unknown scheme", route(verify: "scheme: github\nsecrets:\n  - env: VECU_WEBHOOK_SECRET"), ["routes[0].verify.scheme"],
-            "unknown scheme \"github\" (known: vecu)"),
+    problem("unknown scheme", route(verify: "scheme: gitlab\nsecrets:\n  - env: VECU_WEBHOOK_SECRET"), ["routes[0].verify.scheme"],
+            "unknown scheme \"gitlab\" (known: vecu, standard-webhooks, stripe, github, slack, shopify, hmac)"),
     problem("scheme name is case-sensitive", route(verify: "scheme: VECU\nsecrets:\n  - env: VECU_WEBHOOK_SECRET"),
             ["routes[0].verify.scheme"], "unknown scheme"),
     problem("tolerance above 24h", route(verify: "scheme: vecu\nsecrets:\n  - env: VECU_WEBHOOK_SECRET\ntolerance: 25h"),
@@ -475,7 +475,7 @@ struct ConfigurationLoaderTests {
           - name: vecu
             path: /webhooks/other
             verify:
-              scheme: hmac
+              scheme: hmac-sha1
               secrets:
                 - value: short
             upstream:

@@ -184,9 +184,14 @@ public enum ConfigurationLoader {
         let verify = reader.required(f, "verify", at: key).flatMap { loadVerify($0, at: "\(key).verify", reader: &reader, environment: environment) }
         var dedup = Configuration.Dedup()
         if let node = f["dedup"], let m = reader.mapping(node, at: "\(key).dedup") {
-            let d = reader.fields(m, at: "\(key).dedup", allowed: ["capacity", "ttl"])
+            let d = reader.fields(m, at: "\(key).dedup", allowed: ["capacity", "ttl", "id"])
             if let n = d["capacity"], let v = reader.integer(n, at: "\(key).dedup.capacity", in: 1...50_000_000) { dedup.capacity = v }
             if let n = d["ttl"], let v = reader.duration(n, at: "\(key).dedup.ttl", minimum: .seconds(1)) { dedup.ttl = v }
+            if let n = d["id"], let text = reader.string(n, at: "\(key).dedup.id") {
+                if verify?.scheme == .vecu { reader.problem("\(key).dedup.id", "vecu takes the event id from the CloudEvents envelope") }
+                else if let id = EventIDSource(parsing: text) { dedup.id = id }
+                else { reader.problem("\(key).dedup.id", "expected header:NAME or body:/json/pointer, got \"\(text)\"") }
+            }
         }
         let upstream = reader.required(f, "upstream", at: key).flatMap { loadUpstream($0, at: "\(key).upstream", reader: &reader, environment: environment) }
         guard let name, let path, let verify, let upstream else { return nil }
@@ -195,20 +200,24 @@ public enum ConfigurationLoader {
 
     private static func loadVerify(_ node: Node, at key: String, reader: inout NodeReader, environment: SecretEnvironment) -> Configuration.Verify? {
         guard let map = reader.mapping(node, at: key) else { return nil }
-        let f = reader.fields(map, at: key, allowed: ["scheme", "secrets", "tolerance"])
+        // The scheme decides which other keys are allowed, so it is read first.
         var scheme: SignatureSchemeName?
-        if let n = reader.required(f, "scheme", at: key), let text = reader.string(n, at: "\(key).scheme") {
-            scheme = SignatureSchemeName(rawValue: text)
-            if scheme == nil {
-                let known = SignatureSchemeName.allCases.map(\.rawValue).joined(separator: ", ")
-                reader.problem("\(key).scheme", "unknown scheme \"\(text)\" (known: \(known))")
-            }
+        let schemeNode = map.first { $0.key.scalar?.string == "scheme" }?.value
+        if let schemeNode, case .scalar(let s) = schemeNode { scheme = SignatureSchemeName(rawValue: s.string) }
+        let f = reader.fields(map, at: key, allowed: Set(["scheme", "secrets", "tolerance"] + (scheme?.extraKeys ?? [])))
+        if let n = reader.required(f, "scheme", at: key), let text = reader.string(n, at: "\(key).scheme"), scheme == nil {
+            let known = SignatureSchemeName.allCases.map(\.rawValue).joined(separator: ", ")
+            reader.problem("\(key).scheme", "unknown scheme \"\(text)\" (known: \(known))")
         }
         var secrets: [Secret] = []
         if let n = reader.required(f, "secrets", at: key), let list = reader.sequence(n, at: "\(key).secrets") {
             if list.isEmpty { reader.problem("\(key).secrets", "at least one secret is required") }
             for (i, item) in list.enumerated() {
-                if let secret = loadSecret(item, at: "\(key).secrets[\(i)]", reader: &reader, environment: environment) {
+                let k = "\(key).secrets[\(i)]"
+                // Each scheme has its own rule; with an unknown scheme the general minimum still applies.
+                let loaded = loadSecret(item, at: k, reader: &reader, environment: environment,
+                                        minimumBytes: scheme == nil ? minimumSecretBytes : 1)
+                if let scheme, let secret = loaded.flatMap({ applySecretRule($0, scheme: scheme, at: k, reader: &reader) }) {
                     secrets.append(secret)
                 }
             }
@@ -216,10 +225,17 @@ public enum ConfigurationLoader {
         var tolerance = ConfigDuration.seconds(300)
         if let n = f["tolerance"], let d = reader.duration(n, at: "\(key).tolerance", minimum: .seconds(1)) {
             if d > .seconds(24 * 3600) { reader.problem("\(key).tolerance", "must be at most 24h, got \(d)") }
+            if let scheme, !scheme.signsTime { reader.problem("\(key).tolerance", "\(scheme.rawValue) signs no time, so there is no window") }
             tolerance = d
         }
-        guard let scheme, !secrets.isEmpty else { return nil }
-        return Configuration.Verify(scheme: scheme, secrets: secrets, tolerance: tolerance)
+        let hmac = scheme == .hmac ? loadGenericHMAC(f, at: key, reader: &reader) : nil
+        if let hmac, hmac.timestampHeader == nil, f["tolerance"] != nil {
+            reader.problem("\(key).tolerance", "applies only with timestamp_header")
+        }
+        guard let scheme, !secrets.isEmpty, scheme != .hmac || hmac != nil else { return nil }
+        var verify = Configuration.Verify(scheme: scheme, secrets: secrets, tolerance: tolerance)
+        verify.hmac = hmac
+        return verify
     }
 
     static func loadSecret(_ node: Node, at key: String, reader: inout NodeReader, environment: SecretEnvironment,

@@ -351,3 +351,73 @@ struct JSONScanner {
         }
     }
 }
+
+extension JSONScanner {
+    /// Validates the whole text (as `scanTopLevelObject` does) and returns the value `pointer`
+    /// names, nil when it names nothing. A key on the path that appears twice in its object is an
+    /// error, for the same reason as in the envelope. An array index is decimal without leading zeros.
+    mutating func scanValue(at pointer: JSONPointer) throws -> TopLevelValue? {
+        if bytes.count >= 3, bytes[0] == 0xEF, bytes[1] == 0xBB, bytes[2] == 0xBF {
+            throw Failure("byte order mark before the JSON text")
+        }
+        skipWhitespace()
+        let found = try walk(pointer.tokens[...], depth: 0)
+        skipWhitespace()
+        guard i == bytes.count else { throw Failure("unexpected data after the JSON value") }
+        return found
+    }
+
+    private mutating func walk(_ rest: ArraySlice<[UInt8]>, depth: Int) throws -> TopLevelValue? {
+        guard let token = rest.first else {
+            if peek() == UInt8(ascii: "\"") { return .string(text(of: try scanStringToken())) }
+            try skipValue(depth: depth)
+            return .other
+        }
+        guard let c = peek(), c == UInt8(ascii: "{") || c == UInt8(ascii: "[") else {
+            try skipValue(depth: depth)
+            return nil
+        }
+        guard depth + 1 <= CloudEventEnvelope.maximumDepth else {
+            throw Failure("nested deeper than \(CloudEventEnvelope.maximumDepth) levels")
+        }
+        i += 1
+        skipWhitespace()
+        var found: TopLevelValue?
+        if c == UInt8(ascii: "{") {
+            if peek() == UInt8(ascii: "}") { i += 1; return nil }
+            var seen = false
+            while true {
+                skipWhitespace()
+                let key = try scanStringToken()
+                skipWhitespace()
+                try expect(UInt8(ascii: ":"))
+                skipWhitespace()
+                if matches(key, token) {
+                    guard !seen else { throw Failure("a key on the pointer's path appears more than once") }
+                    seen = true
+                    found = try walk(rest.dropFirst(), depth: depth + 1)
+                } else {
+                    try skipValue(depth: depth + 1)
+                }
+                skipWhitespace()
+                if peek() == UInt8(ascii: ",") { i += 1; continue }
+                try expect(UInt8(ascii: "}"))
+                return found
+            }
+        }
+        let wanted: Int? = token.count <= 9 && !token.isEmpty && (token.count == 1 || token[0] != UInt8(ascii: "0"))
+            && token.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 })
+            ? token.reduce(0) { $0 * 10 + Int($1 - 0x30) } : nil
+        if peek() == UInt8(ascii: "]") { i += 1; return nil }
+        var index = 0
+        while true {
+            skipWhitespace()
+            if index == wanted { found = try walk(rest.dropFirst(), depth: depth + 1) } else { try skipValue(depth: depth + 1) }
+            index += 1
+            skipWhitespace()
+            if peek() == UInt8(ascii: ",") { i += 1; continue }
+            try expect(UInt8(ascii: "]"))
+            return found
+        }
+    }
+}

@@ -16,8 +16,9 @@ extension Worker {
             gateway.recordUpstream(route: route, status: upstreamStatus,
                                    microseconds: MonotonicClock.microseconds() - job.startedMicroseconds)
         }
-        let key = EventKey(source: exchange.envelope!.source, id: exchange.envelope!.id)
-        let waiters = gateway.ledger.finish(route: route.name, key: key, delivered: delivered)
+        // An event without an id was never claimed: nothing to record, nobody waits on it.
+        let key = exchange.event?.key
+        let waiters = key.map { gateway.ledger.finish(route: route.name, key: $0, delivered: delivered) } ?? []
         switch answer {
         case .relay(let status, _):
             exchange.relay(status: status, reply: reply!)
@@ -26,9 +27,9 @@ extension Worker {
             exchange.reject(rejection, upstreamStatus: upstreamStatus)
         }
         gateway.forwardFinished()
-        if delivered {
+        if let key, delivered {
             gateway.store.recordDelivered(route: route.name, key: key, ttlMilliseconds: route.settings.dedup.ttl.milliseconds, worker: self)
-        } else {
+        } else if let key {
             gateway.store.release(route: route.name, key: key, worker: self)
         }
         if !retiring.isEmpty { mailbox.post { [self] in freeIdleRetiredPools() } }

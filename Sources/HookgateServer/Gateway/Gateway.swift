@@ -307,8 +307,8 @@ public final class Gateway {
         (exchange.route?.metrics ?? metrics.unrouted).answered(outcome: outcome, reason: reason, microseconds: elapsed)
         guard writesAccessLog else { return }
         let record = AccessLogRecord(
-            time: exchange.worker.accessLog.clock.now(), route: exchange.route?.name, eventID: exchange.envelope?.id,
-            eventType: exchange.envelope?.type, eventSource: exchange.envelope?.source, outcome: outcome.rawValue,
+            time: exchange.worker.accessLog.clock.now(), route: exchange.route?.name, eventID: exchange.event?.id,
+            eventType: exchange.event?.type, eventSource: exchange.event?.source, outcome: outcome.rawValue,
             reason: reason?.rawValue, status: status, upstreamStatus: upstreamStatus, durationMicroseconds: elapsed,
             requestID: exchange.requestID, client: client, upstreamError: exchange.upstreamError)
         exchange.worker.accessLog.append(record)

@@ -57,7 +57,7 @@ final class CompiledRoute {
 
     init(_ settings: Configuration.Route, upstreamTLS: TLSContext?) {
         self.settings = settings
-        admission = EventAdmission(scheme: settings.verify.scheme.makeScheme(settings.verify))
+        admission = EventAdmission(route: settings)
         upstream = settings.upstream
         self.upstreamTLS = upstreamTLS
         upstreamAuthority = settings.upstream.url.authority

@@ -286,16 +286,21 @@ final class Worker {
             body: body,
             contiguousBody: { body.contiguous() },
             now: WallClock.seconds())
-        let envelope: CloudEventEnvelope
+        let event: AdmittedEvent
         switch admitted {
         case .failure(let rejection):
             exchange.reject(rejection)
             return
         case .success(let e):
-            envelope = e
+            event = e
         }
-        exchange.envelope = envelope
-        let key = EventKey(source: envelope.source, id: envelope.id)
+        exchange.event = event
+        guard let key = event.key else {
+            // No id to de-duplicate on (a scheme or body without one): forwarded every time.
+            gateway.forwardStarted()
+            forward(exchange, route: route, event: event)
+            return
+        }
         switch gateway.ledger.claimOrWait(route: route.name, key: key, waiter: WaitingCopy(exchange: exchange, worker: self)) {
         case nil:
             return  // answered when the copy in flight finishes
@@ -305,20 +310,20 @@ final class Worker {
         case .inFlight?:
             exchange.reject(Rejection(.inFlight, "too many copies of this event are waiting; retry"))
         case .forward?:
-            claimInStore(exchange, route: route, envelope: envelope, key: key)
+            claimInStore(exchange, route: route, event: event, key: key)
         }
     }
 
     /// The first copy in this process: the ledger store may know the event from another replica
     /// or from before a restart. Counted as a forward in flight from here, so that a drain waits
     /// for the store's answer too.
-    private func claimInStore(_ exchange: InboundExchange, route: CompiledRoute, envelope: CloudEventEnvelope, key: EventKey) {
+    private func claimInStore(_ exchange: InboundExchange, route: CompiledRoute, event: AdmittedEvent, key: EventKey) {
         gateway.forwardStarted()
         let retryCount = exchange.retryCount
         gateway.store.claim(route: route.name, key: key, retryCount: retryCount, worker: self) { [self] answer in
             switch answer {
             case .forward:
-                forward(exchange, route: route, envelope: envelope)
+                forward(exchange, route: route, event: event)
                 return
             case .delivered:
                 endWithoutForward(exchange, route: route, key: key, delivered: true) { $0.answerDuplicate() }
@@ -346,11 +351,11 @@ final class Worker {
         }
     }
 
-    private func forward(_ exchange: InboundExchange, route: CompiledRoute, envelope: CloudEventEnvelope) {
+    private func forward(_ exchange: InboundExchange, route: CompiledRoute, event: AdmittedEvent) {
         let head = ForwardedHeaders.requestHead(
             target: route.upstream.url.target, authority: route.upstreamAuthority, inbound: exchange.headers,
             context: .init(clientAddress: exchange.connection.clientAddress, scheme: tls ? "https" : "http",
-                           requestID: exchange.requestID, envelope: envelope, peerTrusted: exchange.peerTrusted),
+                           requestID: exchange.requestID, event: event, peerTrusted: exchange.peerTrusted),
             addHeaders: route.upstream.addHeaders, contentLength: evbuffer_get_length(exchange.body))
         let pool = self.pool(for: route)
         pool.submit(ForwardJob(exchange: exchange, requestHead: head, pool: pool))
