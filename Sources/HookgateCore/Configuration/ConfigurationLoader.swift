@@ -38,6 +38,16 @@ public enum ConfigurationLoader {
     /// The sender gives up after 30 s; the upstream timeout must leave room to answer.
     public static let senderDeadline = ConfigDuration.seconds(30)
 
+    /// The file's bytes: UTF-8 is checked here so that a binary or mis-encoded file is reported
+    /// by position, like every other problem.
+    public static func load(bytes: [UInt8], environment: SecretEnvironment) -> Result<Configuration, ConfigurationProblems> {
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            let (line, column) = YAMLErrorText.firstInvalidUTF8(bytes)
+            return .failure(ConfigurationProblems(problems: [.init(key: "", message: "not UTF-8 at \(line):\(column)")]))
+        }
+        return load(yaml: text, environment: environment)
+    }
+
     public static func load(yaml: String, environment: SecretEnvironment) -> Result<Configuration, ConfigurationProblems> {
         var reader = NodeReader()
         let root: Node?
@@ -46,7 +56,7 @@ public enum ConfigurationLoader {
             // resolver runs NSRegularExpression (ICU) on every scalar and maps ICU into memory.
             root = try Yams.compose(yaml: yaml, .basic)
         } catch {
-            return .failure(ConfigurationProblems(problems: [.init(key: "", message: "not valid YAML: \(error)")]))
+            return .failure(ConfigurationProblems(problems: [YAMLErrorText.problem(for: error, in: yaml)]))
         }
         guard let root, case .mapping(let top) = root else {
             return .failure(ConfigurationProblems(problems: [.init(key: "", message: "the file must be a YAML mapping")]))
