@@ -23,7 +23,7 @@ public enum ConfigurationFile {
     }
 
     public static var processEnvironment: SecretEnvironment {
-        SecretEnvironment(variables: ProcessInfo.processInfo.environment, readFile: readFile)
+        SecretEnvironment(variables: ProcessInfo.processInfo.environment, readFile: { try readFile($0) })
     }
 
     /// A whole file, or an error that says why not (permission, missing, a directory...).

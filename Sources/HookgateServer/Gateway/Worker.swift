@@ -93,6 +93,7 @@ final class Worker {
         }
         let connection = InboundConnection(worker: self, bufferevent: bev, clientAddress: client, isTLS: tls, limits: limits)
         connections[ObjectIdentifier(connection)] = connection
+        gateway.metrics.clientConnectionAccepted()
         if connections.count >= connectionCap, let listener, !listenerPaused {
             // At the cap, new connections wait in the kernel's backlog instead of being accepted.
             evconnlistener_disable(listener)
@@ -103,6 +104,7 @@ final class Worker {
 
     func connectionClosed(_ connection: InboundConnection) {
         connections[ObjectIdentifier(connection)] = nil
+        gateway.metrics.clientConnectionClosed()
         if listenerPaused, connections.count < connectionCap, let listener {
             evconnlistener_enable(listener)
             listenerPaused = false
