@@ -15,6 +15,9 @@ public struct Configuration: Sendable {
     public var routes: [Route] = []
     /// `admin.listen`: the operator's listener (health, readiness, metrics). Off when absent.
     public var adminListen: ListenAddress?
+    /// `log_level`: the least severe level the JSON log writes (the access log is written
+    /// regardless). Read at start-up. Default `info`.
+    public var logLevel: LogLevel = .info
 
     public init() {}
 
@@ -140,4 +143,13 @@ public enum SecretSource: Sendable, Equatable {
 /// Names of signature schemes; the config picks one per route, unknown names are errors.
 public enum SignatureSchemeName: String, Sendable, CaseIterable {
     case vecu
+}
+
+/// `log_level` values, least to most severe.
+public enum LogLevel: String, Sendable, CaseIterable, Comparable {
+    case debug, info, warn, error
+
+    public static func < (a: LogLevel, b: LogLevel) -> Bool {
+        allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
+    }
 }

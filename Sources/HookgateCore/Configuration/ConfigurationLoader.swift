@@ -62,7 +62,7 @@ public enum ConfigurationLoader {
             return .failure(ConfigurationProblems(problems: [.init(key: "", message: "the file must be a YAML mapping")]))
         }
         var config = Configuration()
-        let fields = reader.fields(top, at: "", allowed: ["listen", "workers", "limits", "shutdown_grace", "routes", "admin"])
+        let fields = reader.fields(top, at: "", allowed: ["listen", "workers", "limits", "shutdown_grace", "routes", "admin", "log_level"])
 
         if let node = fields["listen"] {
             var addressNode: Node? = node
@@ -114,6 +114,10 @@ public enum ConfigurationLoader {
                 if let address = ListenAddress(parsing: text) { config.adminListen = address }
                 else { reader.problem("admin.listen", "expected host:port, got \"\(text)\"") }
             }
+        }
+        if let node = fields["log_level"], let text = reader.string(node, at: "log_level") {
+            if let level = LogLevel(rawValue: text) { config.logLevel = level }
+            else { reader.problem("log_level", "expected one of \(LogLevel.allCases.map(\.rawValue).joined(separator: ", ")), got \"\(text)\"") }
         }
         if let node = fields["shutdown_grace"], let d = reader.duration(node, at: "shutdown_grace", minimum: .init(milliseconds: 0)) {
             config.shutdownGrace = d

@@ -185,6 +185,10 @@ public final class Gateway {
     /// is logged and the old configuration keeps serving.
     public func reload() {
         guard let path = configurationPath else { return }
+        if path == ConfigurationFile.standardInput {
+            log.warning("the configuration was read from standard input and cannot be read again; restart to change it")
+            return
+        }
         switch ConfigurationFile.loadRuntime(path: path) {
         case .failure(let problems):
             for problem in problems.problems {
