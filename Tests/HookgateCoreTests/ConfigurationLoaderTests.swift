@@ -459,6 +459,21 @@ struct ConfigurationLoaderTests {
         #expect(found.first?.message.contains("expected a number from 1 to 1024 or \"auto\"") == true)
     }
 
+    @Test(arguments: [("debug", LogLevel.debug), ("info", .info), ("warn", .warn), ("error", .error)] as [(String, LogLevel)])
+    func logLevelAccepted(_ text: String, _ expected: LogLevel) throws {
+        #expect(try loaded(configYAML(top: "log_level: \(text)\n")).logLevel == expected)
+    }
+
+    @Test func logLevelDefaultsToInfo() throws {
+        #expect(try loaded(configYAML()).logLevel == .info)
+    }
+
+    @Test(arguments: ["warning", "INFO", "Debug", "trace", "\"\"", "[info]", "\"info \""])
+    func logLevelRejected(_ text: String) {
+        let found = problems(configYAML(top: "log_level: \(text)\n"))
+        #expect(found.map(\.key) == ["log_level"], "\(found)")
+    }
+
     @Test func workerCountResolves() {
         #expect(WorkerCount.auto.resolved(cores: 8) == 8)
         #expect(WorkerCount.auto.resolved(cores: 0) == 1)
