@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Glibc
 import Prometheus
 
 /// The standard `process_*` series (as the Prometheus client libraries name them), read from

@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Glibc
 import HookgateCore
 
 /// Loads a configuration file with the process's environment and file system as secret sources,

@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Glibc
 import HookgateCore
 
 /// What is allowed in a configuration but deserves an operator's attention. `check` prints these
