@@ -26,6 +26,9 @@ public struct Configuration: Sendable {
     /// `listen.proxy_protocol`: every connection starts with a PROXY protocol v1 or v2 header
     /// whose source address becomes the client's. Default false.
     public var proxyProtocol = false
+    /// `log_level`: the least severe level the JSON log writes (the access log is written
+    /// regardless). Read at start-up. Default `info`.
+    public var logLevel: LogLevel = .info
 
     public init() {}
 
@@ -163,4 +166,13 @@ public enum SignatureSchemeName: String, Sendable, CaseIterable {
     case slack
     case shopify
     case hmac
+}
+
+/// `log_level` values, least to most severe.
+public enum LogLevel: String, Sendable, CaseIterable, Comparable {
+    case debug, info, warn, error
+
+    public static func < (a: LogLevel, b: LogLevel) -> Bool {
+        allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
+    }
 }

@@ -44,6 +44,16 @@ public enum ConfigurationLoader {
     /// Load balancers deregister within seconds; a longer delay only slows every rollout.
     public static let maximumShutdownDelay = ConfigDuration.seconds(60)
 
+    /// The file's bytes: UTF-8 is checked here so that a binary or mis-encoded file is reported
+    /// by position, like every other problem.
+    public static func load(bytes: [UInt8], environment: SecretEnvironment) -> Result<Configuration, ConfigurationProblems> {
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            let (line, column) = YAMLErrorText.firstInvalidUTF8(bytes)
+            return .failure(ConfigurationProblems(problems: [.init(key: "", message: "not UTF-8 at \(line):\(column)")]))
+        }
+        return load(yaml: text, environment: environment)
+    }
+
     public static func load(yaml: String, environment: SecretEnvironment) -> Result<Configuration, ConfigurationProblems> {
         var reader = NodeReader()
         let root: Node?
@@ -52,7 +62,7 @@ public enum ConfigurationLoader {
             // resolver runs NSRegularExpression (ICU) on every scalar and maps ICU into memory.
             root = try Yams.compose(yaml: yaml, .basic)
         } catch {
-            return .failure(ConfigurationProblems(problems: [.init(key: "", message: "not valid YAML: \(error)")]))
+            return .failure(ConfigurationProblems(problems: [YAMLErrorText.problem(for: error, in: yaml)]))
         }
         guard let root, case .mapping(let top) = root else {
             return .failure(ConfigurationProblems(problems: [.init(key: "", message: "the file must be a YAML mapping")]))
@@ -68,6 +78,7 @@ public enum ConfigurationLoader {
             "ledger",
             "trusted_proxies",
             "shutdown_delay",
+            "log_level",
         ])
 
         if let node = fields["listen"] {
@@ -121,6 +132,10 @@ public enum ConfigurationLoader {
                 if let address = ListenAddress(parsing: text) { config.adminListen = address }
                 else { reader.problem("admin.listen", "expected host:port, got \"\(text)\"") }
             }
+        }
+        if let node = fields["log_level"], let text = reader.string(node, at: "log_level") {
+            if let level = LogLevel(rawValue: text) { config.logLevel = level }
+            else { reader.problem("log_level", "expected one of \(LogLevel.allCases.map(\.rawValue).joined(separator: ", ")), got \"\(text)\"") }
         }
         if let node = fields["shutdown_grace"], let d = reader.duration(node, at: "shutdown_grace", minimum: .init(milliseconds: 0)) {
             config.shutdownGrace = d

@@ -55,7 +55,7 @@ public final class Gateway {
     /// Listening with a valid configuration and no shutdown started (`/readyz`).
     var isReady: Bool { serving.withLock { $0 } && !stopping.withLock { $0 } }
 
-    func metricsExposition() -> [UInt8] { metrics.exposition(ledger: ledger) }
+    func metricsExposition() -> [UInt8] { metrics.exposition(ledger: ledger, listenerTLS: runtime.serverTLS ?? startupTLS) }
 
     /// Binds the listening sockets and starts every worker on its own thread.
     public func start() throws {
@@ -100,6 +100,7 @@ public final class Gateway {
         serving.withLock { $0 = true }
         log.info("listening", metadata: [
             "listen": .string("\(configuration.listen.host):\(port)"),
+            "version": .string(HookgateVersion.current),
             "workers": .stringConvertible(count),
             "routes": .array(configuration.routes.map { .string("\($0.path) -> \($0.upstream.url)") }),
         ])
@@ -241,6 +242,10 @@ public final class Gateway {
     /// configuration now names.
     public func reload(trigger: ReloadTrigger = .sighup) {
         guard let path = configurationPath else { return }
+        if path == ConfigurationFile.standardInput {
+            log.warning("the configuration was read from standard input and cannot be read again; restart to change it")
+            return
+        }
         defer { watcher?.arm(paths: watchedPaths(runtime.configuration)) }
         switch ConfigurationFile.loadRuntime(path: path) {
         case .failure(let problems):
@@ -304,7 +309,7 @@ public final class Gateway {
     /// dictionary because it is on every request's path.
     func recordAnswer(_ exchange: InboundExchange, status: Int, outcome: Outcome, reason: Reason?, upstreamStatus: Int?, client: String) {
         let elapsed = MonotonicClock.microseconds() - exchange.startedMicroseconds
-        (exchange.route?.metrics ?? metrics.unrouted).answered(outcome: outcome, reason: reason, microseconds: elapsed)
+        (exchange.route?.metrics ?? metrics.unrouted).answered(outcome: outcome, reason: reason, status: status, microseconds: elapsed)
         guard writesAccessLog else { return }
         let record = AccessLogRecord(
             time: exchange.worker.accessLog.clock.now(), route: exchange.route?.name, eventID: exchange.event?.id,

@@ -167,6 +167,7 @@ final class Worker {
         }
         let connection = InboundConnection(worker: self, bufferevent: bev, clientAddress: client, isTLS: tls, limits: limits)
         connections[ObjectIdentifier(connection)] = connection
+        gateway.metrics.clientConnectionAccepted()
         pauseAtCap()
     }
 
@@ -191,6 +192,7 @@ final class Worker {
 
     func connectionClosed(_ connection: InboundConnection) {
         connections[ObjectIdentifier(connection)] = nil
+        gateway.metrics.clientConnectionClosed()
         resumeBelowCap()
     }
 

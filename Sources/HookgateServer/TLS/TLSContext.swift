@@ -59,6 +59,14 @@ final class TLSContext {
         return .success(context)
     }
 
+    /// When the certificate this context presents expires (Unix seconds), if it has one.
+    func certificateNotAfter() -> Double? {
+        guard let certificate = SSL_CTX_get0_certificate(context), let notAfter = X509_get0_notAfter(certificate) else { return nil }
+        var time = tm()
+        guard ASN1_TIME_to_tm(notAfter, &time) == 1 else { return nil }
+        return Double(timegm(&time))
+    }
+
     /// A context for connections to an upstream: verifies the peer against the system store or
     /// `ca_file`, unless verification is switched off.
     static func client(_ upstream: Configuration.Upstream, key: String) -> Result<TLSContext, ConfigurationProblems> {
