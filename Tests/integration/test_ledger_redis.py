@@ -14,7 +14,7 @@ import pytest
 
 import sender
 from conftest import (SECRET, UPSTREAM_PATH, ExtGateway, _openssl, _teardown_gateways, assert_error,
-                      free_port, make_gateway_config, make_route, poll_until, wait_port)
+                      free_port, log_get, make_gateway_config, make_route, poll_until, wait_port)
 from test_dedup import assert_duplicate
 
 REDIS = shutil.which("redis-server")
@@ -322,3 +322,38 @@ def test_redis_over_tls_refuses_an_unknown_ca(redis_server, replicas, upstream, 
     assert_error(a.send(sender.make_event(id="evt_tls_bad")), 503, "ledger_unavailable")
     assert upstream.count() == 0
     assert server.cli("DBSIZE") == "0"
+
+
+def test_shutdown_writes_the_marks_recorded_while_redis_was_down(redis_server, replicas, upstream, tmp_path):
+    port = free_port()
+    later = RedisServer(tmp_path, port=port)
+    (a,) = replicas(1, upstream, {"url": "redis://127.0.0.1:%d" % port, "timeout": "100ms"})
+    for i in range(3):
+        ok(a.send(sender.make_event(id="evt_flush_%d" % i)))
+    assert a.metrics().get("hookgate_ledger_redis_replay_queue_marks") == 3
+    later.start()
+    try:
+        # no request probes Redis before SIGTERM: the shutdown flush writes the queued marks
+        assert a.terminate(timeout=20) == 0
+        for i in range(3):
+            assert later.cli("GET", event_key("vecu", sender.DEFAULT_SOURCE, "evt_flush_%d" % i)) == "delivered"
+    finally:
+        later.stop()
+
+
+def test_a_frozen_redis_is_bypassed_after_the_timeout(redis_server, replicas, upstream):
+    server = redis_server()
+    (a,) = replicas(1, upstream, redis_ledger(server, timeout="100ms"))
+    ok(a.send(sender.make_event(id="evt_before_freeze")))
+    assert any(e.get("msg") == "redis connected" and str(log_get(e, "redis.version")).startswith("redis 7.")
+               for e in a.logs())
+    server.proc.send_signal(subprocess.signal.SIGSTOP)
+    try:
+        for i in range(4):
+            ok(a.send(sender.make_event(id="evt_frozen_%d" % i)))
+        m = a.metrics()
+        assert m.get("hookgate_ledger_redis_commands_total", command="claim", result="timeout") >= 1
+        assert m.get("hookgate_ledger_redis_fallbacks_total", answer="local") == 4
+    finally:
+        server.proc.send_signal(subprocess.signal.SIGCONT)
+    assert upstream.count() == 5
