@@ -357,3 +357,74 @@ def test_a_frozen_redis_is_bypassed_after_the_timeout(redis_server, replicas, up
     finally:
         server.proc.send_signal(subprocess.signal.SIGCONT)
     assert upstream.count() == 5
+
+
+class HostileRedis:
+    """A TCP server on loopback that answers every connection with `reply` (then keeps it open)."""
+
+    def __init__(self, reply):
+        import socket
+        self.reply = reply
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(conn)
+            try:
+                conn.recv(65536)
+                conn.sendall(self.reply)
+            except OSError:
+                pass
+
+    def close(self):
+        self.sock.close()
+        for c in self.conns:
+            c.close()
+
+
+@pytest.mark.parametrize("reply", [
+    b"$99999999999\r\n",
+    b"$1048577\r\n" + b"x" * 4096,
+    b"*1\r\n" * 50_000,
+    b"+OK\n",
+    b":12a\r\n",
+    b"_\r\n",
+    b"$3\r\nabcXY\r\n",
+    b"+" + b"a" * 200_000,
+], ids=["huge-bulk", "over-limit-bulk", "endless-nesting", "bare-lf", "bad-integer", "resp3", "bulk-no-crlf",
+        "endless-line"])
+def test_hostile_redis_replies_are_unavailable_not_a_crash(replicas, upstream, reply):
+    server = HostileRedis(reply)
+    try:
+        (a,) = replicas(1, upstream, {"url": "redis://127.0.0.1:%d" % server.port, "on_unavailable": "reject",
+                                      "timeout": "3s"})
+        for i in range(2):
+            assert_error(a.send(sender.make_event(id="evt_hostile_%d" % i)), 503, "ledger_unavailable")
+        assert upstream.count() == 0
+        m = a.metrics()
+        # refused as unreadable (the connection is closed at once), not waited out to the timeout
+        assert m.get("hookgate_ledger_redis_commands_total", command="claim", result="connection") == 2
+        assert m.get("hookgate_ledger_redis_commands_total", command="claim", result="timeout") == 0
+        ok(a.send(sender.make_event(id="evt_hostile_last"), retry_count=5))
+        assert a.alive()
+    finally:
+        server.close()
+
+
+def test_key_prefix_names_the_keys(redis_server, replicas, upstream):
+    server = redis_server()
+    (a,) = replicas(1, upstream, redis_ledger(server, key_prefix="team-a.hookgate"))
+    ok(a.send(sender.make_event(id="evt_prefix")))
+    key = event_key("vecu", sender.DEFAULT_SOURCE, "evt_prefix", prefix="team-a.hookgate")
+    assert server.cli("--scan", "--pattern", "*") == key
+    assert server.cli("GET", key) == "delivered"
