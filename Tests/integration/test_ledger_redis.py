@@ -189,6 +189,27 @@ def test_a_copy_waiting_on_a_failed_forward_gets_in_flight_then_its_retry_is_for
     assert upstream.count() == 2
 
 
+def test_the_last_attempt_waiting_on_a_failed_forward_is_forwarded(redis_server, replicas, upstream):
+    """X-VECU-Retry-Count: 5 is the sender's last attempt: a 503 would dead-letter the event, so a
+    wait that ends without a delivered mark forwards instead (a possible duplicate beats the DLQ)."""
+    server = redis_server()
+    a, b = replicas(2, upstream, redis_ledger(server))
+    upstream.mode(delay=1.5, status=500)
+    body = sender.make_event(id="evt_wait_last")
+    key = event_key("vecu", sender.DEFAULT_SOURCE, "evt_wait_last")
+    t, first = _send_in_thread(a, body, retry_count=4)
+    _wait_claimed(server, key)
+    upstream_fixed = threading.Timer(0.5, lambda: upstream.mode(status=200))
+    upstream_fixed.start()
+    last = b.send(body, retry_count=5)
+    t.join(30)
+    upstream_fixed.join()
+    assert first["r"].status == 500
+    ok(last)
+    assert upstream.count() == 2
+    assert server.cli("GET", key) == "delivered"
+
+
 def test_a_released_claim_lets_another_replica_forward_the_retry(redis_server, replicas, upstream):
     server = redis_server()
     a, b = replicas(2, upstream, redis_ledger(server))

@@ -137,7 +137,7 @@ final class RedisLedgerStore: LedgerStore, @unchecked Sendable {
                 answer(.delivered)
             case .claimedElsewhere:
                 var schedule = SharedClaim.PollSchedule(boundMilliseconds: longestForward(route: route, worker: worker))
-                poll(redisKey, schedule: &schedule, lane: lane, worker: worker, answer: answer)
+                poll(redisKey, schedule: &schedule, lastAttempt: retryCount >= Self.lastAttempt, lane: lane, worker: worker, answer: answer)
             case .failed:
                 if reply != nil { failed(.claim, .errorReply) }
                 fallBack(retryCount: retryCount, answer: answer)
@@ -319,17 +319,21 @@ final class RedisLedgerStore: LedgerStore, @unchecked Sendable {
     /// Another replica holds the claim: look again after the next delay, until it is delivered
     /// (a duplicate), gone (released or expired: 503 in_flight, the sender retries) or the wait
     /// passed the longest forward. A poll Redis cannot answer ends the wait with 503 in_flight,
-    /// never with a forward: the other replica may still be forwarding.
-    private func poll(_ redisKey: [UInt8], schedule: inout SharedClaim.PollSchedule, lane: Lane, worker: Worker,
-                      answer: @escaping (StoreClaim) -> Void) {
+    /// never with a forward: the other replica may still be forwarding. Except on the sender's
+    /// last attempt: a wait that ends without a delivered mark forwards, because a possible
+    /// duplicate beats the dead-letter queue (a claim still there after the longest forward
+    /// most likely belongs to a replica that died).
+    private func poll(_ redisKey: [UInt8], schedule: inout SharedClaim.PollSchedule, lastAttempt: Bool, lane: Lane,
+                      worker: Worker, answer: @escaping (StoreClaim) -> Void) {
+        let notDelivered: StoreClaim = lastAttempt ? .forward : .claimedElsewhere
         guard let delay = schedule.nextDelay() else {
-            answer(.claimedElsewhere)
+            answer(notDelivered)
             return
         }
         var next = schedule
         Self.after(milliseconds: delay, on: worker.base) { [self] in
             guard admitted(.poll) else {
-                answer(.claimedElsewhere)
+                answer(notDelivered)
                 return
             }
             send(SharedClaim.pollCommand(key: redisKey), as: .poll, on: lane) { [self] reply in
@@ -337,12 +341,12 @@ final class RedisLedgerStore: LedgerStore, @unchecked Sendable {
                 case .delivered:
                     answer(.delivered)
                 case .stillClaimed:
-                    poll(redisKey, schedule: &next, lane: lane, worker: worker, answer: answer)
+                    poll(redisKey, schedule: &next, lastAttempt: lastAttempt, lane: lane, worker: worker, answer: answer)
                 case .gone:
-                    answer(.claimedElsewhere)
+                    answer(notDelivered)
                 case .failed:
                     if reply != nil { failed(.poll, .errorReply) }
-                    answer(.claimedElsewhere)
+                    answer(notDelivered)
                 }
             }
         }
