@@ -75,7 +75,7 @@ import Foundation
 
 if !(ProcessInfo.processInfo.environment["HOOKGATE_FUZZ"] ?? "").isEmpty {
     package.targets.append(.target(name: "FuzzDriver", path: "fuzz/Sources/FuzzDriver"))
-    for name in ["FuzzSignature", "FuzzTimestamp", "FuzzEnvelope", "FuzzHTTPHead", "FuzzConfig", "FuzzProxyHeader", "FuzzSchemes"] {
+    for name in ["FuzzSignature", "FuzzTimestamp", "FuzzEnvelope", "FuzzHTTPHead", "FuzzConfig", "FuzzProxyHeader", "FuzzSchemes", "FuzzRESP"] {
         package.targets.append(.executableTarget(
             name: name,
             dependencies: ["HookgateCore", "FuzzDriver"],

@@ -44,7 +44,10 @@ public final class Gateway {
         for route in runtime.compiledRoutes { route.metrics = metrics.route(named: route.name) }
         runtimeBox = Locked(runtime)
         ledger.configure(configuration.routes)
-        store = MemoryLedgerStore()
+        switch configuration.ledger.store {
+        case .redis: store = try RedisLedgerStore.make(configuration.ledger.redis!, registry: metrics.registry)
+        default: store = MemoryLedgerStore()
+        }
         log = Logger(label: "hookgate")
     }
 

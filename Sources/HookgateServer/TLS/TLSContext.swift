@@ -70,15 +70,20 @@ final class TLSContext {
     /// A context for connections to an upstream: verifies the peer against the system store or
     /// `ca_file`, unless verification is switched off.
     static func client(_ upstream: Configuration.Upstream, key: String) -> Result<TLSContext, ConfigurationProblems> {
+        client(caFile: upstream.caFile, insecureSkipVerify: upstream.tlsInsecureSkipVerify, key: key)
+    }
+
+    /// A client context from the settings upstreams and `ledger.redis` share.
+    static func client(caFile: String?, insecureSkipVerify: Bool, key: String) -> Result<TLSContext, ConfigurationProblems> {
         guard let ctx = hardened(TLS_client_method()) else {
             return .failure(.init(problems: [.init(key: key, message: lastError())]))
         }
         let context = TLSContext(ctx)
-        if upstream.tlsInsecureSkipVerify {
+        if insecureSkipVerify {
             SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nil)
         } else {
             SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nil)
-            if let ca = upstream.caFile {
+            if let ca = caFile {
                 guard SSL_CTX_load_verify_locations(ctx, ca, nil) == 1 else {
                     return .failure(.init(problems: [.init(key: "\(key).ca_file", message: "cannot load \(ca): \(lastError())")]))
                 }
