@@ -81,7 +81,13 @@ struct Check: ParsableCommand {
     var config: String
 
     func run() throws {
-        _ = try loadOrExit(config)
+        let configuration = try loadOrExit(config)
+        do {
+            try checkLedgerStore(configuration)
+        } catch {
+            printError("\(error)")
+            throw ExitCode(1)
+        }
         print("configuration is valid")
     }
 }

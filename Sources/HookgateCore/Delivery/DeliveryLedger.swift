@@ -94,6 +94,17 @@ public final class DeliveryLedger<Waiter> {
         return waiters
     }
 
+    /// Remembers `key` as delivered until `expiresAt` (start-up: ids loaded from a durable store).
+    /// It becomes the most recently used entry, so callers load the oldest first; an expiry past
+    /// one ttl from `now` is cut to it (the ttl may have been shortened since), and an id already
+    /// expired is ignored. Beyond `capacity` the least recently used entries make room, as for
+    /// ids delivered in this process.
+    public func restore(_ key: EventKey, expiresAt: Int64, now: Int64) {
+        guard expiresAt > now, inFlight[key] == nil else { return }
+        remember(key, now: now)
+        expiries[Int(head)] = min(expiresAt, now + ttlMilliseconds)
+    }
+
     /// Applies new limits (configuration reload) and trims to the new capacity.
     public func reconfigure(capacity: Int, ttlMilliseconds: Int64) {
         precondition(capacity > 0)

@@ -1,0 +1,30 @@
+import Foundation
+import HookgateCore
+
+/// Why the configured ledger store cannot start (or a file `check` found unusable); the message
+/// names the key and what to do.
+public struct LedgerStoreError: Error, CustomStringConvertible {
+    public let description: String
+}
+
+/// The store `ledger.store` names. The sqlite store loads its file into `ledger`, whose routes
+/// must already be configured.
+func makeLedgerStore(_ configuration: Configuration, ledger: SharedLedger, metrics: GatewayMetrics) throws -> LedgerStore {
+    switch configuration.ledger.store {
+    case .memory:
+        return MemoryLedgerStore()
+    case .sqlite:
+        guard let sqlite = configuration.ledger.sqlite else { throw LedgerStoreError(description: "ledger.sqlite: is required when ledger.store is sqlite") }
+        return try SQLiteLedgerStore(sqlite, ledger: ledger, metrics: LedgerMetrics(registry: metrics.registry, store: "sqlite"))
+    case .redis:
+        throw LedgerStoreError(description: "ledger.store: redis is not built in this branch")
+    }
+}
+
+/// `check`: an existing sqlite ledger file that `serve` would refuse (not a database, another
+/// application's, another format, damaged). Opened read-only; a missing file is fine.
+public func checkLedgerStore(_ configuration: Configuration) throws {
+    guard configuration.ledger.store == .sqlite, let path = configuration.ledger.sqlite?.path,
+          FileManager.default.fileExists(atPath: path) else { return }
+    _ = try SQLiteLedgerStore.open(path: path, create: false)
+}
