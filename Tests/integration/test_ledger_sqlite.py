@@ -308,3 +308,21 @@ def test_reload_keeps_the_store_and_warns_about_ledger_changes(run_gateway, upst
     assert g.terminate() == 0
     assert not (tmp_path / "other.sqlite").exists()
     assert sorted(r[2] for r in rows(path)) == [b"evt_reload_1", b"evt_reload_2"]
+
+
+def test_a_second_process_on_the_same_file_is_refused(run_gateway, hookgate_bin, upstream, tmp_path, run_cli):
+    path = tmp_path / "ledger.sqlite"
+    g = run_gateway(ledger_config(upstream, path))
+    assert g.send(sender.make_event(id="evt_locked")).body == b'{"ok":true}'
+    rc, output = serve_once(hookgate_bin, tmp_path, ledger_config(upstream, path))
+    assert rc != 0 and str(path) in output and "in use by another process" in output, output
+    # `check` beside the running gateway: the file it holds is fine.
+    config_path = tmp_path / "live.yaml"
+    config_path.write_text(to_yaml(ledger_config(upstream, path)) + "\n")
+    r = run_cli(["check", "--config", config_path])
+    assert r.returncode == 0 and "configuration is valid" in r.stdout, r.stdout + r.stderr
+    assert g.send(sender.make_event(id="evt_locked"), retry_count=1).body == DUP_BODY
+    assert g.terminate() == 0
+    g2 = run_gateway(ledger_config(upstream, path))  # the lock went with the first process
+    assert g2.send(sender.make_event(id="evt_locked"), retry_count=2).body == DUP_BODY
+    assert upstream.count() == 1

@@ -22,9 +22,14 @@ func makeLedgerStore(_ configuration: Configuration, ledger: SharedLedger, metri
 }
 
 /// `check`: an existing sqlite ledger file that `serve` would refuse (not a database, another
-/// application's, another format, damaged). Opened read-only; a missing file is fine.
+/// application's, another format, damaged). Opened read-only; a missing file is fine, and so is
+/// a file locked by the hookgate serving from it (it was checked when that one started).
 public func checkLedgerStore(_ configuration: Configuration) throws {
     guard configuration.ledger.store == .sqlite, let path = configuration.ledger.sqlite?.path,
           FileManager.default.fileExists(atPath: path) else { return }
-    _ = try SQLiteLedgerStore.open(path: path, create: false)
+    do {
+        _ = try SQLiteLedgerStore.open(path: path, create: false)
+    } catch let error as SQLiteError where error.isBusy {
+        return
+    }
 }

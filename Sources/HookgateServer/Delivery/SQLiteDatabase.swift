@@ -7,6 +7,8 @@ struct SQLiteError: Error, CustomStringConvertible {
     var description: String { message }
     /// The file is not a database, or its pages are damaged.
     var isNotADatabase: Bool { code & 0xFF == SQLITE_NOTADB || code & 0xFF == SQLITE_CORRUPT }
+    /// Another connection holds a lock on the file.
+    var isBusy: Bool { code & 0xFF == SQLITE_BUSY || code & 0xFF == SQLITE_LOCKED }
 }
 
 /// One SQLite connection, used by one thread at a time (opened without SQLite's own mutex): the

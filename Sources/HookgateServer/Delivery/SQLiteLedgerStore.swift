@@ -68,8 +68,11 @@ final class SQLiteLedgerStore: LedgerStore, @unchecked Sendable {
         commitIntervalMilliseconds = configuration.commitInterval.milliseconds
         self.ledger = ledger
         self.metrics = metrics
-        database = try Self.open(path: path, create: true)
         do {
+            database = try Self.open(path: path, create: true)
+            // Held until exit: a second process on the same file would miss this one's
+            // deliveries, so it is refused at start (the kernel drops the lock if this one dies).
+            try database.execute("PRAGMA locking_mode = EXCLUSIVE; BEGIN IMMEDIATE; COMMIT;")
             try database.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
             guard try database.text("PRAGMA journal_mode") == "wal" else {
                 throw LedgerStoreError(description: "ledger.sqlite.path: \(path): cannot use write-ahead logging (WAL) on this file system")
@@ -82,9 +85,10 @@ final class SQLiteLedgerStore: LedgerStore, @unchecked Sendable {
                 (SELECT seq FROM delivered WHERE route = ?1 ORDER BY seq DESC LIMIT 1 OFFSET ?2)
                 """)
             try load()
-            try prune()
         } catch let error as SQLiteError {
-            throw LedgerStoreError(description: "ledger.sqlite.path: \(path): \(error)")
+            throw LedgerStoreError(description: error.isBusy
+                ? "ledger.sqlite.path: \(path) is in use by another process (another hookgate?); one process per ledger file"
+                : "ledger.sqlite.path: \(path): \(error)")
         }
         writerRunning = true
         let thread = Thread { [self] in runWriter() }
@@ -93,7 +97,8 @@ final class SQLiteLedgerStore: LedgerStore, @unchecked Sendable {
     }
 
     /// Opens `path` and checks that it is a hookgate ledger of this format (creating the table
-    /// in a new, empty file when `create`). Nothing is written to a file that is refused.
+    /// in a new, empty file when `create`). Nothing is written to a file that is refused. A file
+    /// locked by another process throws the `SQLiteError` (see `isBusy`).
     static func open(path: String, create: Bool) throws -> SQLiteDatabase {
         let refused = "refusing to start rather than empty it; move it away to start with an empty ledger"
         let database: SQLiteDatabase
@@ -123,6 +128,8 @@ final class SQLiteLedgerStore: LedgerStore, @unchecked Sendable {
                 throw LedgerStoreError(description: "ledger.sqlite.path: \(path) is damaged (quick_check: \(check)); \(refused)")
             }
             return database
+        } catch let error as SQLiteError where error.isBusy {
+            throw error
         } catch let error as SQLiteError {
             let what = error.isNotADatabase ? "is not a hookgate ledger (\(error))" : "cannot be read (\(error))"
             throw LedgerStoreError(description: "ledger.sqlite.path: \(path) \(what); \(refused)")
@@ -214,6 +221,7 @@ final class SQLiteLedgerStore: LedgerStore, @unchecked Sendable {
     /// The writer thread: waits for rows, commits them in one transaction, then lets at least
     /// `commitInterval` pass before the next commit so that rows arriving meanwhile share it.
     private func runWriter() {
+        pruneOrLog()  // here rather than in init: start-up does not wait for it
         var lastPrune = MonotonicClock.milliseconds()
         var writtenSincePrune = false
         var batch: [Row] = []
