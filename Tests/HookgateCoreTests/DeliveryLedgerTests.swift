@@ -282,9 +282,11 @@ struct DeliveryLedgerRestoreTests {
         let ids = (0..<5).map { "e\($0)" }
         for (i, id) in ids.enumerated() { ledger.restore(key(id), expiresAt: 5_000 + Int64(i), now: 0) }
         #expect(ledger.count == 3)
+        #expect(ledger.evictions == 0, "loading more than fits is not counted as evictions")
         // A delivery in this process evicts the least recently used restored id: e2.
         #expect(ledger.claim(key("new"), now: 1) == .forward)
         ledger.finish(key("new"), delivered: true, now: 1)
+        #expect(ledger.evictions == 1)
         for (id, expected) in [("e0", Ledger.Claim.forward), ("e1", .forward), ("e2", .forward), ("e3", .delivered),
                                ("e4", .delivered), ("new", .delivered)] {
             #expect(ledger.claim(key(id), now: 2) == expected, "\(id)")

@@ -136,24 +136,15 @@ final class SQLiteLedgerStore: LedgerStore, @unchecked Sendable {
         }
     }
 
-    /// Fills the local ledger: unexpired rows, oldest first, at most each route's capacity (the
-    /// most recent), with wall-clock expiries turned into the monotonic clock's. Rows of routes
-    /// no longer configured are skipped (and kept until they expire).
+    /// Fills the local ledger: unexpired rows, oldest first, with wall-clock expiries turned into
+    /// the monotonic clock's; the ledger keeps the most recent `dedup.capacity` of each route.
+    /// Rows of routes no longer configured are skipped (and kept until they expire).
     private func load() throws {
         let started = MonotonicClock.milliseconds()
         let wallNow = WallClock.milliseconds()
-        let capacities = ledger.capacities()
-        // Rows to skip per route: the oldest ones beyond its capacity.
-        var skip: [String: Int] = [:]
-        let counts = try database.prepare("SELECT route, count(*) FROM delivered WHERE expires_ms > ?1 GROUP BY route")
-        try counts.bind(wallNow, at: 1)
-        while try counts.step() {
-            let route = String(decoding: counts.blob(0), as: UTF8.self)
-            if let capacity = capacities[route] { skip[route] = max(0, Int(counts.int64(1)) - capacity) }
-        }
         let rows = try database.prepare("SELECT route, source, id, expires_ms FROM delivered WHERE expires_ms > ?1 ORDER BY seq")
         try rows.bind(wallNow, at: 1)
-        var loaded = 0
+        var read = 0
         var lastRoute = ""
         var lastRouteBytes: [UInt8] = []
         try ledger.restoring { restore in
@@ -164,19 +155,15 @@ final class SQLiteLedgerStore: LedgerStore, @unchecked Sendable {
                     lastRouteBytes = Array(routeBytes)
                     lastRoute = String(decoding: routeBytes, as: UTF8.self)
                 }
-                guard let remaining = skip[lastRoute] else { continue }
-                if remaining > 0 {
-                    skip[lastRoute] = remaining - 1
-                    continue
-                }
                 let key = EventKey(source: String(decoding: rows.blob(1), as: UTF8.self),
                                    id: String(decoding: rows.blob(2), as: UTF8.self))
                 restore(lastRoute, key, now + (rows.int64(3) - wallNow), now)
-                loaded += 1
+                read += 1
             }
         }
+        let loaded = ledger.statistics().reduce(0) { $0 + $1.entries }
         log.info("ledger loaded", metadata: [
-            "ledger.path": .string(path), "ledger.ids": .stringConvertible(loaded),
+            "ledger.path": .string(path), "ledger.ids": .stringConvertible(loaded), "ledger.rows": .stringConvertible(read),
             "ledger.load_ms": .stringConvertible(MonotonicClock.milliseconds() - started),
         ])
     }
