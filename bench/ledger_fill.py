@@ -26,7 +26,6 @@ CREATE TABLE delivered (
     id BLOB NOT NULL,
     expires_ms INTEGER NOT NULL
 );
-CREATE UNIQUE INDEX delivered_key ON delivered (route, source, id);
 PRAGMA application_id = %d;
 PRAGMA user_version = %d;
 """ % (APPLICATION_ID, FORMAT_VERSION)
@@ -49,7 +48,7 @@ def add(conn, rows):
     def blob(v):
         return v if isinstance(v, bytes) else v.encode("utf-8")
     conn.execute("BEGIN")
-    conn.executemany("INSERT OR REPLACE INTO delivered (route, source, id, expires_ms) VALUES (?, ?, ?, ?)",
+    conn.executemany("INSERT INTO delivered (route, source, id, expires_ms) VALUES (?, ?, ?, ?)",
                      ((blob(r), blob(s), blob(i), int(e)) for r, s, i, e in rows))
     conn.execute("COMMIT")
 

@@ -186,14 +186,22 @@ def test_capacity_is_respected_on_load_and_unconfigured_routes_are_skipped(run_g
 
 
 def test_file_stays_bounded_by_capacity(run_gateway, upstream, tmp_path):
+    """The file keeps the newest 2 x capacity rows of a route (a renewal is a row of its own)."""
     path = tmp_path / "ledger.sqlite"
     ids = ["evt_bound_%02d" % n for n in range(30)]
-    g = run_gateway(ledger_config(upstream, path, dedup={"capacity": 10, "ttl": "1h"}))
+    config = ledger_config(upstream, path, dedup={"capacity": 10, "ttl": "1h"})
+    g = run_gateway(config)
     deliver(g, ids)
-    deliver(g, ids[:2], retry_count=1)  # renewed: now the most recent
+    assert [r.body for r in deliver(g, ids[-5:], retry_count=1)] == [DUP_BODY] * 5  # renewed: 5 rows more
     assert g.terminate() == 0
     kept = [r[2].decode() for r in rows(path)]
-    assert kept == ids[22:] + ids[:2], kept
+    assert kept == ids[15:] + ids[-5:], kept
+
+    # Loaded, the newest row of each id counts: the 10 most recently used ids.
+    g2 = run_gateway(config)
+    remembered = ids[20:]
+    assert [r.body for r in deliver(g2, remembered, retry_count=2)] == [DUP_BODY] * 10
+    assert upstream.count() == len(ids)
 
 
 @pytest.mark.parametrize("kind", ["random_bytes", "foreign_sqlite", "other_format", "truncated_ledger"])

@@ -14,10 +14,12 @@ final class SQLiteLedgerStore: LedgerStore, @unchecked Sendable {
     static let applicationID: Int64 = 0x686B_6774
     /// `PRAGMA user_version`: the layout below.
     static let formatVersion: Int64 = 1
-    /// One row per delivered id, in the order it was last delivered or seen again (`seq`, the
-    /// rowid: `INSERT OR REPLACE` gives a renewed id a new, highest seq). Route, source and id are
-    /// their exact bytes; `expires_ms` is wall-clock Unix milliseconds, because the monotonic
-    /// clock the local ledger uses restarts with the machine. bench/ledger_fill.py writes the same.
+    /// Append-only: a row each time an id is delivered or seen again as a duplicate, in that
+    /// order (`seq`, the rowid); loading oldest first leaves each id with its newest row. No index,
+    /// so that a write is one append (and an id costs its bytes once on disk). Route, source and
+    /// id are their exact bytes; `expires_ms` is wall-clock Unix milliseconds, because the
+    /// monotonic clock the local ledger uses restarts with the machine. bench/ledger_fill.py
+    /// writes the same.
     static let schema = """
         CREATE TABLE delivered (
             seq INTEGER PRIMARY KEY,
@@ -26,13 +28,15 @@ final class SQLiteLedgerStore: LedgerStore, @unchecked Sendable {
             id BLOB NOT NULL,
             expires_ms INTEGER NOT NULL
         );
-        CREATE UNIQUE INDEX delivered_key ON delivered (route, source, id);
         PRAGMA application_id = \(applicationID);
         PRAGMA user_version = \(formatVersion);
         """
-    /// How often expired rows and rows beyond a route's capacity are deleted, so that the file
-    /// stays bounded (also once at start and once at shutdown).
+    /// How often expired rows and the oldest rows beyond `rowsPerCapacity` times a route's
+    /// capacity are deleted, so that the file stays bounded (also once at start and at shutdown).
     static let pruneIntervalMilliseconds: Int64 = 60_000
+    /// Rows kept per id of capacity: room for ids seen again (each renewal is a row), so that
+    /// loading still finds `dedup.capacity` distinct ids.
+    static let rowsPerCapacity = 2
     /// Rows waiting for the writer beyond this are dropped (counted as errors): a stalled disk
     /// must not grow memory without bound, and a forgotten id only costs a duplicate.
     static let maximumPending = 1_000_000
@@ -49,7 +53,7 @@ final class SQLiteLedgerStore: LedgerStore, @unchecked Sendable {
     private let metrics: LedgerMetrics
     private let log = Logger(label: "hookgate")
     private let database: SQLiteDatabase
-    private let upsert: SQLiteStatement
+    private let append: SQLiteStatement
     private let deleteExpired: SQLiteStatement
     private let countRoute: SQLiteStatement
     private let trimRoute: SQLiteStatement
@@ -77,7 +81,7 @@ final class SQLiteLedgerStore: LedgerStore, @unchecked Sendable {
             guard try database.text("PRAGMA journal_mode") == "wal" else {
                 throw LedgerStoreError(description: "ledger.sqlite.path: \(path): cannot use write-ahead logging (WAL) on this file system")
             }
-            upsert = try database.prepare("INSERT OR REPLACE INTO delivered (route, source, id, expires_ms) VALUES (?1, ?2, ?3, ?4)")
+            append = try database.prepare("INSERT INTO delivered (route, source, id, expires_ms) VALUES (?1, ?2, ?3, ?4)")
             deleteExpired = try database.prepare("DELETE FROM delivered WHERE expires_ms <= ?1")
             countRoute = try database.prepare("SELECT count(*) FROM delivered WHERE route = ?1")
             trimRoute = try database.prepare("""
@@ -267,12 +271,12 @@ final class SQLiteLedgerStore: LedgerStore, @unchecked Sendable {
                     try route.withUTF8 { r in
                         try source.withUTF8 { s in
                             try id.withUTF8 { i in
-                                try upsert.bind(UnsafeRawBufferPointer(r), at: 1)
-                                try upsert.bind(UnsafeRawBufferPointer(s), at: 2)
-                                try upsert.bind(UnsafeRawBufferPointer(i), at: 3)
-                                try upsert.bind(row.expiresAt, at: 4)
-                                defer { upsert.reset() }
-                                _ = try upsert.step()
+                                try append.bind(UnsafeRawBufferPointer(r), at: 1)
+                                try append.bind(UnsafeRawBufferPointer(s), at: 2)
+                                try append.bind(UnsafeRawBufferPointer(i), at: 3)
+                                try append.bind(row.expiresAt, at: 4)
+                                defer { append.reset() }
+                                _ = try append.step()
                             }
                         }
                     }
@@ -294,7 +298,8 @@ final class SQLiteLedgerStore: LedgerStore, @unchecked Sendable {
         condition.unlock()
     }
 
-    /// Deletes expired rows and, per configured route, rows beyond its capacity (the oldest).
+    /// Deletes expired rows and, per configured route, the oldest rows beyond `rowsPerCapacity`
+    /// times its capacity.
     private func prune() throws {
         try deleteExpired.bind(WallClock.milliseconds(), at: 1)
         defer { deleteExpired.reset() }
@@ -305,9 +310,10 @@ final class SQLiteLedgerStore: LedgerStore, @unchecked Sendable {
                 try countRoute.bind(UnsafeRawBufferPointer(bytes), at: 1)
                 let count = try countRoute.step() ? countRoute.int64(0) : 0
                 countRoute.reset()
-                guard count > Int64(capacity) else { return }
+                let kept = capacity * Self.rowsPerCapacity
+                guard count > Int64(kept) else { return }
                 try trimRoute.bind(UnsafeRawBufferPointer(bytes), at: 1)
-                try trimRoute.bind(Int64(capacity - 1), at: 2)
+                try trimRoute.bind(Int64(kept - 1), at: 2)
                 defer { trimRoute.reset() }
                 _ = try trimRoute.step()
             }
