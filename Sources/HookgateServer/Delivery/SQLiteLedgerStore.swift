@@ -57,6 +57,9 @@ final class SQLiteLedgerStore: LedgerStore, @unchecked Sendable {
     private let deleteExpired: SQLiteStatement
     private let countRoute: SQLiteStatement
     private let trimRoute: SQLiteStatement
+    private let begin: SQLiteStatement
+    private let commitTransaction: SQLiteStatement
+    private let rollback: SQLiteStatement
 
     // Shared between the request path and the writer, under `condition`.
     private let condition = NSCondition()
@@ -84,6 +87,9 @@ final class SQLiteLedgerStore: LedgerStore, @unchecked Sendable {
             append = try database.prepare("INSERT INTO delivered (route, source, id, expires_ms) VALUES (?1, ?2, ?3, ?4)")
             deleteExpired = try database.prepare("DELETE FROM delivered WHERE expires_ms <= ?1")
             countRoute = try database.prepare("SELECT count(*) FROM delivered WHERE route = ?1")
+            begin = try database.prepare("BEGIN")
+            commitTransaction = try database.prepare("COMMIT")
+            rollback = try database.prepare("ROLLBACK")
             trimRoute = try database.prepare("""
                 DELETE FROM delivered WHERE route = ?1 AND seq < \
                 (SELECT seq FROM delivered WHERE route = ?1 ORDER BY seq DESC LIMIT 1 OFFSET ?2)
@@ -264,7 +270,7 @@ final class SQLiteLedgerStore: LedgerStore, @unchecked Sendable {
     /// those ids may be forwarded again after a restart, which the rule allows.
     private func commit(_ batch: [Row]) {
         do {
-            try database.execute("BEGIN")
+            try run(begin)
             do {
                 for row in batch {
                     var route = row.route, source = row.key.source, id = row.key.id
@@ -281,9 +287,9 @@ final class SQLiteLedgerStore: LedgerStore, @unchecked Sendable {
                         }
                     }
                 }
-                try database.execute("COMMIT")
+                try run(commitTransaction)
             } catch {
-                try? database.execute("ROLLBACK")
+                try? run(rollback)
                 throw error
             }
             metrics.writes.increment(by: Int64(batch.count))
@@ -296,6 +302,11 @@ final class SQLiteLedgerStore: LedgerStore, @unchecked Sendable {
         condition.lock()
         metrics.pending.set(Double(pending.count))
         condition.unlock()
+    }
+
+    private func run(_ statement: SQLiteStatement) throws {
+        defer { statement.reset() }
+        _ = try statement.step()
     }
 
     /// Deletes expired rows and, per configured route, the oldest rows beyond `rowsPerCapacity`
