@@ -61,6 +61,10 @@ final class SQLiteLedgerStore: LedgerStore, @unchecked Sendable {
     private let commitTransaction: SQLiteStatement
     private let rollback: SQLiteStatement
 
+    // The writer thread's own.
+    private var failedSinceLog = 0
+    private var lastFailureLog = Int64.min / 2
+
     // Shared between the request path and the writer, under `condition`.
     private let condition = NSCondition()
     private var pending: [Row] = []
@@ -295,9 +299,16 @@ final class SQLiteLedgerStore: LedgerStore, @unchecked Sendable {
             metrics.writes.increment(by: Int64(batch.count))
         } catch {
             metrics.errors.increment(by: Int64(batch.count))
-            log.error("ledger commit failed; these ids may be forwarded again after a restart",
-                      metadata: ["ledger.path": .string(path), "ledger.ids": .stringConvertible(batch.count),
-                                 "error": .string("\(error)")])
+            failedSinceLog += batch.count
+            // A full or failing disk fails every commit: one line per 10 s, with the count.
+            let now = MonotonicClock.milliseconds()
+            if now - lastFailureLog >= 10_000 {
+                log.error("ledger commit failed; these ids may be forwarded again after a restart",
+                          metadata: ["ledger.path": .string(path), "ledger.ids": .stringConvertible(failedSinceLog),
+                                     "error": .string("\(error)")])
+                lastFailureLog = now
+                failedSinceLog = 0
+            }
         }
         condition.lock()
         metrics.pending.set(Double(pending.count))
