@@ -18,7 +18,8 @@ import unicodedata
 import pytest
 
 import sender
-from conftest import REPO_ROOT, UPSTREAM_PATH, Gateway, free_port, make_config, make_route, to_yaml
+from conftest import (REPO_ROOT, UPSTREAM_PATH, ExtGateway, Gateway, free_port, make_config, make_gateway_config,
+                      make_route, poll_until, to_yaml)
 
 sys.path.insert(0, str(REPO_ROOT / "bench"))
 import ledger_fill  # noqa: E402  (bench/ledger_fill.py: the file layout, shared with the benchmark)
@@ -334,3 +335,21 @@ def test_a_second_process_on_the_same_file_is_refused(run_gateway, hookgate_bin,
     g2 = run_gateway(ledger_config(upstream, path))  # the lock went with the first process
     assert g2.send(sender.make_event(id="evt_locked"), retry_count=2).body == DUP_BODY
     assert upstream.count() == 1
+
+
+def test_store_metrics_count_the_writes(hookgate_bin, upstream, tmp_path):
+    path = tmp_path / "ledger.sqlite"
+    cfg = make_gateway_config(free_port(), [make_route(upstream.url(UPSTREAM_PATH))], admin_port=free_port())
+    cfg["ledger"] = {"store": "sqlite", "sqlite": {"path": str(path)}}
+    g = ExtGateway(hookgate_bin, tmp_path, cfg).start()
+    try:
+        deliver(g, ["evt_metric_%d" % n for n in range(5)])
+        assert g.send(sender.make_event(id="evt_metric_0"), retry_count=1).body == DUP_BODY  # a renewal: a write
+        written = poll_until(lambda: g.metrics().get("hookgate_ledger_store_writes_total", store="sqlite") == 6)
+        m = g.metrics()
+        assert written, m.text
+        assert m.get("hookgate_ledger_store_errors_total", store="sqlite") == 0
+        assert m.get("hookgate_ledger_store_pending", store="sqlite") is not None
+        assert m.types.get("hookgate_ledger_store_writes_total") == "counter"
+    finally:
+        g.stop()
