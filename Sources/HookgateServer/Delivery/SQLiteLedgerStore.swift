@@ -6,9 +6,9 @@ import Logging
 /// the index that answers requests; this store appends what it learns to a table in a SQLite
 /// file (WAL, `synchronous=NORMAL`) from one background thread that commits at most every
 /// `commit_interval`, so the request path only appends to a queue under a short lock. At start
-/// the file is loaded into the local ledger. After a SIGKILL (or a power cut) at most the last
-/// commit interval is lost: those events may be forwarded once more, never lost. A file that is
-/// not a hookgate ledger is refused, never emptied.
+/// the file is loaded into the local ledger. After a SIGKILL at most the last commit interval is
+/// lost (after a power cut, the commits since the last checkpoint): those events may be forwarded
+/// once more, never lost. A file that is not a hookgate ledger is refused, never emptied.
 final class SQLiteLedgerStore: LedgerStore, @unchecked Sendable {
     /// `PRAGMA application_id`: "hkgt", so that another program's database is recognised.
     static let applicationID: Int64 = 0x686B_6774
@@ -55,7 +55,7 @@ final class SQLiteLedgerStore: LedgerStore, @unchecked Sendable {
     private let database: SQLiteDatabase
     private let append: SQLiteStatement
     private let deleteExpired: SQLiteStatement
-    private let countRoute: SQLiteStatement
+    private let countRoutes: SQLiteStatement
     private let trimRoute: SQLiteStatement
     private let begin: SQLiteStatement
     private let commitTransaction: SQLiteStatement
@@ -90,7 +90,7 @@ final class SQLiteLedgerStore: LedgerStore, @unchecked Sendable {
             }
             append = try database.prepare("INSERT INTO delivered (route, source, id, expires_ms) VALUES (?1, ?2, ?3, ?4)")
             deleteExpired = try database.prepare("DELETE FROM delivered WHERE expires_ms <= ?1")
-            countRoute = try database.prepare("SELECT count(*) FROM delivered WHERE route = ?1")
+            countRoutes = try database.prepare("SELECT route, count(*) FROM delivered GROUP BY route")
             begin = try database.prepare("BEGIN")
             commitTransaction = try database.prepare("COMMIT")
             rollback = try database.prepare("ROLLBACK")
@@ -326,15 +326,20 @@ final class SQLiteLedgerStore: LedgerStore, @unchecked Sendable {
         try deleteExpired.bind(WallClock.milliseconds(), at: 1)
         defer { deleteExpired.reset() }
         _ = try deleteExpired.step()
-        for (route, capacity) in ledger.capacities() {
-            var name = route
-            try name.withUTF8 { bytes in
-                try countRoute.bind(UnsafeRawBufferPointer(bytes), at: 1)
-                let count = try countRoute.step() ? countRoute.int64(0) : 0
-                countRoute.reset()
-                let kept = capacity * Self.rowsPerCapacity
-                guard count > Int64(kept) else { return }
-                try trimRoute.bind(UnsafeRawBufferPointer(bytes), at: 1)
+        // One pass counts every route's rows; only routes over their bound are trimmed.
+        let capacities = ledger.capacities()
+        var over: [(route: [UInt8], kept: Int)] = []
+        defer { countRoutes.reset() }
+        while try countRoutes.step() {
+            let route = countRoutes.blob(0)
+            guard let capacity = capacities[String(decoding: route, as: UTF8.self)] else { continue }
+            let kept = capacity * Self.rowsPerCapacity
+            if countRoutes.int64(1) > Int64(kept) { over.append((Array(route), kept)) }
+        }
+        countRoutes.reset()
+        for (route, kept) in over {
+            try route.withUnsafeBytes { bytes in
+                try trimRoute.bind(bytes, at: 1)
                 try trimRoute.bind(Int64(kept - 1), at: 2)
                 defer { trimRoute.reset() }
                 _ = try trimRoute.step()
