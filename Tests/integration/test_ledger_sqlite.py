@@ -186,6 +186,33 @@ def test_capacity_is_respected_on_load_and_unconfigured_routes_are_skipped(run_g
     assert logs and str(logs[0].get("ledger.ids")) == "4", logs
 
 
+def test_odd_rows_in_a_ledger_file_do_not_stop_the_start(run_gateway, upstream, tmp_path):
+    """Hand-edited or damaged rows: nonsense expiries, bytes that are not UTF-8, an empty id."""
+    path = tmp_path / "ledger.sqlite"
+    conn = ledger_fill.create(str(path))
+    live = ledger_fill.now_ms() + 3_600_000
+    conn.execute("BEGIN")
+    for route, source, eid, expires in [(b"vecu", SOURCE.encode(), b"evt_huge_expiry", 1e300),
+                                        (b"vecu", SOURCE.encode(), b"evt_max_expiry", 2**63 - 1),
+                                        (b"vecu", SOURCE.encode(), b"evt_text_expiry", "soon"),
+                                        (b"vecu", SOURCE.encode(), b"evt_\xff\xfe", live),
+                                        (b"vecu", b"", b"", live),
+                                        (b"\xff", SOURCE.encode(), b"evt_bad_route", live),
+                                        (b"vecu", SOURCE.encode(), b"evt_fine", live)]:
+        conn.execute("INSERT INTO delivered (route, source, id, expires_ms) VALUES (?, ?, ?, ?)",
+                     (route, source, eid, expires))
+    conn.execute("COMMIT")
+    conn.close()
+    g = run_gateway(ledger_config(upstream, path, dedup={"capacity": 100, "ttl": "1h"}))
+    assert g.send(sender.make_event(id="evt_fine")).body == DUP_BODY
+    # A huge expiry is one ttl; text is no expiry at all (forwarded).
+    assert g.send(sender.make_event(id="evt_huge_expiry")).body == DUP_BODY
+    assert g.send(sender.make_event(id="evt_max_expiry")).body == DUP_BODY
+    assert g.send(sender.make_event(id="evt_text_expiry")).body == b'{"ok":true}'
+    assert g.send(sender.make_event(id="evt_bad_route")).body == b'{"ok":true}'
+    assert upstream_ids(upstream) == ["evt_text_expiry", "evt_bad_route"]
+
+
 def test_file_stays_bounded_by_capacity(run_gateway, upstream, tmp_path):
     """The file keeps the newest 2 x capacity rows of a route (a renewal is a row of its own)."""
     path = tmp_path / "ledger.sqlite"

@@ -37,6 +37,9 @@ final class SQLiteLedgerStore: LedgerStore, @unchecked Sendable {
     /// Rows kept per id of capacity: room for ids seen again (each renewal is a row), so that
     /// loading still finds `dedup.capacity` distinct ids.
     static let rowsPerCapacity = 2
+    /// An expiry read from the file is taken as at most this far ahead (the longest ttl is far
+    /// shorter; the ledger cuts it to the route's ttl).
+    static let longestExpiryMilliseconds: Int64 = 100 * 365 * 86_400_000
     /// Rows waiting for the writer beyond this are dropped (counted as errors): a stalled disk
     /// must not grow memory without bound, and a forgotten id only costs a duplicate.
     static let maximumPending = 1_000_000
@@ -171,7 +174,10 @@ final class SQLiteLedgerStore: LedgerStore, @unchecked Sendable {
                 }
                 let key = EventKey(source: String(decoding: rows.blob(1), as: UTF8.self),
                                    id: String(decoding: rows.blob(2), as: UTF8.self))
-                restore(lastRoute, key, now + (rows.int64(3) - wallNow), now)
+                // Bounded, so that a nonsense value (a huge number, text) cannot overflow; the
+                // ledger cuts it to one ttl anyway.
+                let expires = max(wallNow, min(rows.int64(3), wallNow + Self.longestExpiryMilliseconds))
+                restore(lastRoute, key, now + (expires - wallNow), now)
                 read += 1
             }
         }
