@@ -18,12 +18,17 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", exact: "2.4.1"),
     ],
     targets: [
-        // C libraries, reached through pkg-config. Only HookgateServer (libevent) and
+        // C libraries, reached through pkg-config. Only HookgateServer (libevent, SQLite) and
         // HookgateCore's HMAC (libcrypto) import them; nothing re-exports them.
         .systemLibrary(
             name: "CLibevent",
             pkgConfig: "libevent libevent_pthreads libevent_openssl",
             providers: [.apt(["libevent-dev"])]
+        ),
+        .systemLibrary(
+            name: "CSQLite",
+            pkgConfig: "sqlite3",
+            providers: [.apt(["libsqlite3-dev"])]
         ),
         .systemLibrary(
             name: "COpenSSL",
@@ -43,6 +48,7 @@ let package = Package(
             dependencies: [
                 "HookgateCore",
                 "CLibevent",
+                "CSQLite",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],

@@ -45,7 +45,7 @@ BODY_TEMPLATE = ('{"id":"{ID}","source":"vecu.custody-service","type":"custody.v
                  '"data":{"_platform":{"correlationId":"corr_abc123","actor":{"actorId":"driver_456",'
                  '"actorType":"user"}},"vin":"5XXXX00000XEXMPL0"}}')
 
-PEERS = ["direct", "nginx-proxy", "nginx-njs", "flask-gunicorn", "hookgate-1", "hookgate-auto"]
+PEERS = ["direct", "nginx-proxy", "nginx-njs", "flask-gunicorn", "hookgate-1", "hookgate-auto", "hookgate-sqlite"]
 PEER_NOTES = {
     "direct": "the upstream nginx itself, no verification (the floor)",
     "nginx-proxy": "nginx proxy_pass to the upstream, upstream keepalive, no verification",
@@ -55,6 +55,7 @@ PEER_NOTES = {
                       "the sync worker closes the connection after every answer",
     "hookgate-1": "hookgate workers: 1: timestamp + HMAC + CloudEvents envelope + dedup, then forwards to the upstream",
     "hookgate-auto": "hookgate workers: auto (one event loop per core), same work",
+    "hookgate-sqlite": "hookgate-1 with ledger.store: sqlite (a fresh file each round, default commit_interval)",
 }
 
 
@@ -406,27 +407,35 @@ def start_upstream(procs, workdir, access_log="off", name="upstream"):
     return start_nginx(procs, workdir, name, port, http, access_log=access_log), port
 
 
-def hookgate_config(port, up_port, workers, capacity):
+def hookgate_config(port, up_port, workers, capacity, ledger=""):
     return """\
 listen: 127.0.0.1:{port}
 workers: {workers}
 shutdown_grace: 3s
-routes:
+{ledger}routes:
   - name: vecu
     path: {path}
     verify: {{scheme: vecu, secrets: [{{env: VECU_WEBHOOK_SECRET}}], tolerance: {tol}s}}
     dedup: {{capacity: {capacity}, ttl: 72h}}
     upstream: {{url: "http://127.0.0.1:{up}{path}", timeout: 25s, max_connections: 64}}
-""".format(port=port, workers=workers, path=PATH, tol=TOLERANCE_S, capacity=capacity, up=up_port)
+""".format(port=port, workers=workers, path=PATH, tol=TOLERANCE_S, capacity=capacity, up=up_port, ledger=ledger)
 
 
-def start_hookgate(procs, ctx, name, workers, capacity, up_port):
+def start_hookgate(procs, ctx, name, workers, capacity, up_port, sqlite=False):
     port = free_port()
     d = os.path.join(ctx.workdir, name)
     os.makedirs(d, exist_ok=True)
     conf = os.path.join(d, "hookgate.yaml")
+    ledger = ""
+    if sqlite:
+        # a fresh file each round: the rounds send the same events, which must not be duplicates
+        path = os.path.join(d, "ledger.sqlite")
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(path + suffix):
+                os.remove(path + suffix)
+        ledger = "ledger: {store: sqlite, sqlite: {path: %s}}\n" % path
     with open(conf, "w") as f:
-        f.write(hookgate_config(port, up_port, workers, capacity))
+        f.write(hookgate_config(port, up_port, workers, capacity, ledger))
     chk = subprocess.run([ctx.hookgate, "check", "--config", conf], env=ctx.env, capture_output=True,
                          text=True, timeout=30)
     if chk.returncode != 0:
@@ -471,17 +480,17 @@ def start_peer(procs, ctx, name):
                         os.path.join(d, "gunicorn.log"), env=ctx.env)
         wait_port(port, p)
         return Peer(name, port, [p])
-    if name in ("hookgate-1", "hookgate-auto"):
-        p, port = start_hookgate(procs, ctx, name, 1 if name == "hookgate-1" else "auto",
-                                 ctx.capacity, ctx.up_port)
+    if name in ("hookgate-1", "hookgate-auto", "hookgate-sqlite"):
+        p, port = start_hookgate(procs, ctx, name, "auto" if name == "hookgate-auto" else 1,
+                                 ctx.capacity, ctx.up_port, sqlite=(name == "hookgate-sqlite"))
         return Peer(name, port, [p], rss_pid=p.pid)
     raise ValueError(name)
 
 
 # --------------------------------------------------------------------------- throughput mode
 
-VERIFYING = {"nginx-njs", "flask-gunicorn", "hookgate-1", "hookgate-auto"}
-FORWARDING = {"direct", "nginx-proxy", "nginx-njs", "hookgate-1", "hookgate-auto"}  # answer is the upstream's
+VERIFYING = {"nginx-njs", "flask-gunicorn", "hookgate-1", "hookgate-auto", "hookgate-sqlite"}
+FORWARDING = {"direct", "nginx-proxy", "nginx-njs", "hookgate-1", "hookgate-auto", "hookgate-sqlite"}  # answer is the upstream's
 
 
 def check_peer(name, port, probe_list):

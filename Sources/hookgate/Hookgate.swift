@@ -95,6 +95,12 @@ struct Check: ParsableCommand {
             for warning in ConfigurationWarning.all(for: configuration) {
                 printError("warning: \(warning.key): \(warning.message)")
             }
+            do {
+                try checkLedgerStore(configuration)
+            } catch {
+                printError("\(error)")
+                throw ExitCode(1)
+            }
             print("configuration is valid")
         case .failure(let problems):
             for problem in problems.problems { printError(problem.description) }

@@ -277,6 +277,81 @@ struct DeliveryLedgerTests {
     }
 }
 
+/// `restore`: ids loaded from a durable store at start-up, oldest first, with their expiry.
+@Suite("Delivery ledger restored from a store")
+struct DeliveryLedgerRestoreTests {
+    typealias Ledger = DeliveryLedger<Int>
+
+    func key(_ id: String) -> EventKey { EventKey(source: "vecu.custody-service", id: id) }
+
+    /// An id restored at 1000 with `expiresAt` (ttl 10s), then claimed `probe` ms later.
+    struct Case: CustomTestStringConvertible, Sendable {
+        let name: String
+        let expiresAt: Int64
+        let probe: Int64
+        let duplicate: Bool
+        var testDescription: String { name }
+    }
+
+    static let cases: [Case] = [
+        Case(name: "live id is a duplicate", expiresAt: 1_500, probe: 100, duplicate: true),
+        Case(name: "live id is forgotten at its expiry", expiresAt: 1_500, probe: 500, duplicate: false),
+        Case(name: "already expired is ignored", expiresAt: 1_000, probe: 0, duplicate: false),
+        Case(name: "expiry beyond one ttl is cut to it", expiresAt: 1_000_000, probe: 10_000, duplicate: false),
+        Case(name: "expiry of exactly one ttl is kept", expiresAt: 11_000, probe: 9_999, duplicate: true),
+    ]
+
+    @Test(arguments: cases)
+    func expiry(_ c: Case) {
+        let ledger = Ledger(capacity: 10, ttlMilliseconds: 10_000)
+        ledger.restore(key("a"), expiresAt: c.expiresAt, now: 1_000)
+        #expect(ledger.claim(key("a"), now: 1_000 + c.probe) == (c.duplicate ? .delivered : .forward))
+    }
+
+    @Test func loadedOldestFirstKeepsTheNewestWithinCapacity() {
+        let ledger = Ledger(capacity: 3, ttlMilliseconds: 10_000)
+        let ids = (0..<5).map { "e\($0)" }
+        for (i, id) in ids.enumerated() { ledger.restore(key(id), expiresAt: 5_000 + Int64(i), now: 0) }
+        #expect(ledger.count == 3)
+        #expect(ledger.evictions == 0, "loading more than fits is not counted as evictions")
+        // A delivery in this process evicts the least recently used restored id: e2.
+        #expect(ledger.claim(key("new"), now: 1) == .forward)
+        ledger.finish(key("new"), delivered: true, now: 1)
+        #expect(ledger.evictions == 1)
+        for (id, expected) in [("e0", Ledger.Claim.forward), ("e1", .forward), ("e2", .forward), ("e3", .delivered),
+                               ("e4", .delivered), ("new", .delivered)] {
+            #expect(ledger.claim(key(id), now: 2) == expected, "\(id)")
+        }
+    }
+
+    @Test func restoringAnIDTwiceKeepsOneEntryWithTheLaterPosition() {
+        let ledger = Ledger(capacity: 2, ttlMilliseconds: 10_000)
+        ledger.restore(key("a"), expiresAt: 5_000, now: 0)
+        ledger.restore(key("b"), expiresAt: 5_000, now: 0)
+        ledger.restore(key("a"), expiresAt: 6_000, now: 0)
+        #expect(ledger.count == 2)
+        ledger.restore(key("c"), expiresAt: 6_000, now: 0)
+        #expect(ledger.claim(key("b"), now: 1) == .forward, "b was the least recently used")
+        #expect(ledger.claim(key("a"), now: 1) == .delivered)
+        #expect(ledger.claim(key("c"), now: 1) == .delivered)
+    }
+
+    @Test func restoredIDsCompareByBytes() {
+        let ledger = Ledger(capacity: 10, ttlMilliseconds: 10_000)
+        ledger.restore(key("caf\u{E9}"), expiresAt: 5_000, now: 0)  // NFC
+        #expect(ledger.claim(key("cafe\u{301}"), now: 1) == .forward, "NFD is another id")
+        #expect(ledger.claim(key("caf\u{E9}"), now: 1) == .delivered)
+    }
+
+    @Test func anIDInFlightIsNotRestored() {
+        let ledger = Ledger(capacity: 10, ttlMilliseconds: 10_000)
+        #expect(ledger.claim(key("a"), now: 0) == .forward)
+        ledger.restore(key("a"), expiresAt: 5_000, now: 0)
+        #expect(ledger.count == 0)
+        #expect(ledger.claim(key("a"), now: 1) == .inFlight)
+    }
+}
+
 /// The compact ledger (arena, open addressing, backward-shift deletion) against a plain model,
 /// over a long random run with a small key space so that hits, expiries, evictions, slot reuse,
 /// table growth and arena compaction all happen many times.

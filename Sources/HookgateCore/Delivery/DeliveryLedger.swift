@@ -94,6 +94,20 @@ public final class DeliveryLedger<Waiter> {
         return waiters
     }
 
+    /// Remembers `key` as delivered until `expiresAt` (start-up: ids loaded from a durable store).
+    /// It becomes the most recently used entry, so callers load the oldest first; an expiry past
+    /// one ttl from `now` is cut to it (the ttl may have been shortened since), and an id already
+    /// expired is ignored. Beyond `capacity` the least recently used entries make room, as for
+    /// ids delivered in this process, but that is not counted in `evictions`: loading more than
+    /// fits is not a sign that the capacity is too small for the traffic.
+    public func restore(_ key: EventKey, expiresAt: Int64, now: Int64) {
+        guard expiresAt > now, inFlight.isEmpty || inFlight[key] == nil else { return }
+        let counted = evictions
+        remember(key, now: now)
+        evictions = counted
+        expiries[Int(head)] = min(expiresAt, now + ttlMilliseconds)
+    }
+
     /// Applies new limits (configuration reload) and trims to the new capacity.
     public func reconfigure(capacity: Int, ttlMilliseconds: Int64) {
         precondition(capacity > 0)

@@ -44,10 +44,7 @@ public final class Gateway {
         for route in runtime.compiledRoutes { route.metrics = metrics.route(named: route.name) }
         runtimeBox = Locked(runtime)
         ledger.configure(configuration.routes)
-        switch configuration.ledger.store {
-        case .redis: store = try RedisLedgerStore.make(configuration.ledger.redis!, registry: metrics.registry)
-        default: store = MemoryLedgerStore()
-        }
+        store = try makeLedgerStore(configuration, ledger: ledger, metrics: metrics)
         log = Logger(label: "hookgate")
     }
 
@@ -264,6 +261,9 @@ public final class Gateway {
             if configuration.listen != old.listen || configuration.workers != old.workers
                 || configuration.adminListen != old.adminListen || (configuration.tls == nil) != (old.tls == nil) {
                 log.warning("changes to listen, listen.tls on/off, workers and admin.listen take effect only after a restart; certificates, routes, secrets, upstreams and limits are reloaded")
+            }
+            if configuration.ledger.store != old.ledger.store || configuration.ledger.sqlite != old.ledger.sqlite {
+                log.warning("changes to ledger.* take effect only after a restart; the running ledger store is kept")
             }
             ledger.configure(configuration.routes)
             for route in fresh.compiledRoutes { route.metrics = metrics.route(named: route.name) }
