@@ -253,7 +253,7 @@ class Replica:
                            add_headers={"X-Source": "hookgate", "X-Replica": self.tag})
         cfg = make_config(self.port, [route], workers=self.workers)
         cfg["ledger"] = self.ledger
-        gw = integration.Gateway(self.group.hookgate_bin, self.group.workdir, cfg, env_extra=self.env)
+        gw = integration.ExtGateway(self.group.hookgate_bin, self.group.workdir, cfg, env_extra=self.env)
         # one set of files per incarnation (the default names depend on the port only)
         stem = "hookgate-%s-g%d" % (self.name, self.generation)
         gw.config_path = self.group.workdir / (stem + ".yaml")
@@ -332,11 +332,11 @@ class Windows:
 
 
 def run_load(name, urls, upstream, events, concurrency=24, backoff=0.05, during=None, dup_share=0.25,
-             copies=2, allow=None, timeout=10.0):
+             copies=2, allow=None, timeout=10.0, rate=None):
     """Runs a platform-like sender over every replica URL in a thread (a share `dup_share` of the
     events delivered `copies` times at once, each copy starting on another replica, and once more
     later on the next replica; every retry on the next replica); `during(sender)` runs meanwhile on
-    this thread. Reconciles with the upstream's records (allow: see delivery_check), prints the
+    this thread; rate paces the sender (deliveries started per second). Reconciles with the upstream's records (allow: see delivery_check), prints the
     figures and asserts every event reached the upstream and nothing else went wrong. Returns
     (report, counts)."""
     prefix = "evt_%s_" % name
@@ -346,16 +346,19 @@ def run_load(name, urls, upstream, events, concurrency=24, backoff=0.05, during=
 
     def go():
         try:
-            box["report"] = s.run(events, dup_share=dup_share, id_prefix=prefix, seed=zlib.crc32(name.encode()))
+            box["report"] = s.run(events, dup_share=dup_share, id_prefix=prefix, seed=zlib.crc32(name.encode()),
+                                  rate=rate)
         except BaseException as e:  # noqa: BLE001
             box["error"] = e
 
     t = threading.Thread(target=go, name="sender-" + name, daemon=True)
     t0 = time.monotonic()
     t.start()
-    if during is not None:
-        during(s)
-    t.join(timeout=max(1.0, SCENARIO_BUDGET - (time.monotonic() - t0)))
+    try:
+        if during is not None:
+            during(s)
+    finally:
+        t.join(timeout=max(1.0, SCENARIO_BUDGET - (time.monotonic() - t0)))
     assert not t.is_alive(), "%s: the sender did not finish within %.0f s (%d deliveries done)" % (
         name, SCENARIO_BUDGET, s.completed)
     if "error" in box:

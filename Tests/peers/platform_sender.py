@@ -158,6 +158,24 @@ class Report:
         }
 
 
+class _Pacer:
+    """Hands out start times `1/rate` seconds apart (a steady load instead of a burst)."""
+
+    def __init__(self, rate):
+        self.interval = 1.0 / rate
+        self.next = None
+        self.lock = threading.Lock()
+
+    def wait(self):
+        with self.lock:
+            now = time.monotonic()
+            slot = now if self.next is None else max(now, self.next)
+            self.next = slot + self.interval
+        delay = slot - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+
+
 def retryable(status):
     return status == 429 or 500 <= status <= 599
 
@@ -303,9 +321,11 @@ class PlatformSender:
         return [mine] + out
 
     # ---- a workload -------------------------------------------------------------------------
-    def run(self, n_events, dup_share=0.1, id_prefix=None, seed=None, later_delay=0.0):
+    def run(self, n_events, dup_share=0.1, id_prefix=None, seed=None, later_delay=0.0, rate=None):
         """Delivers n_events new events; a dup_share of them twice at once and once more later.
-        Returns a Report with every delivery."""
+        rate: start at most this many deliveries per second (the copies of a "dup" event sent at
+        once count as one), so that a fault injected mid-run meets a steady load. Returns a
+        Report with every delivery."""
         rng = random.Random(seed)
         prefix = id_prefix or "evt_%s_" % uuid.uuid4().hex[:8]
         events = []
@@ -319,15 +339,24 @@ class PlatformSender:
         placement = random.Random(seed if seed is None else seed ^ 0x5EED)
         n = len(self.targets)
         starts = {e: (placement.randrange(n) if n > 1 else 0) for e, _, _ in events}
+        pacer = _Pacer(rate) if rate else None
+
+        def paced(fn):
+            def go(*args):
+                if pacer is not None:
+                    pacer.wait()
+                return fn(*args)
+            return go
+
         t0 = time.monotonic()
         results = []
         with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="platform") as pool:
-            futures = [pool.submit(self._deliver_twice_at_once if dup else
-                                   (lambda b, e, t: [self.deliver(b, e, "single", t)]), b, e, starts[e])
+            futures = [pool.submit(paced(self._deliver_twice_at_once if dup else
+                                         (lambda b, e, t: [self.deliver(b, e, "single", t)])), b, e, starts[e])
                        for e, b, dup in first]
             if later_delay:
                 time.sleep(later_delay)
-            futures += [pool.submit(lambda b, e, t: [self.deliver(b, e, "later", t)], b, e,
+            futures += [pool.submit(paced(lambda b, e, t: [self.deliver(b, e, "later", t)]), b, e,
                                     (starts[e] + self.concurrent_copies) % n)
                         for e, b in later]
             for f in futures:
