@@ -46,10 +46,11 @@ def _progress(s, fraction, events, dup_share=0.25, copies=2):
     assert poll_until(lambda: s.completed >= fraction * total, timeout=40, interval=0.01), "sender made no progress"
 
 
-def _assert_ledger_keys(redis, events, timeout=0.0):
-    """One key per event under the prefix, nothing outside it (with a timeout: replays after an
-    outage may still be under way)."""
-    got = poll_until(lambda: len(redis.keys("hookgate:*")) == events, timeout=timeout, interval=0.2)
+def _assert_ledger_keys(redis, events, timeout=0.0, missing_allowed=0):
+    """One key per event under the prefix (up to `missing_allowed` fewer), nothing outside it
+    (with a timeout: replays after an outage may still be under way)."""
+    got = poll_until(lambda: events - missing_allowed <= len(redis.keys("hookgate:*")) <= events,
+                     timeout=timeout, interval=0.2)
     keys = redis.keys("*")
     inside = sum(1 for k in keys if k.startswith(b"hookgate:"))
     print("  redis keys: %d under hookgate: (events %d), %d outside" % (inside, events, len(keys) - inside))
@@ -258,7 +259,8 @@ def test_g_reject_while_redis_is_down(redis_server, recording_upstream, replica_
     assert all(a.retry_after for _, a in unavailable), "503 ledger_unavailable without Retry-After"
     assert not [a for _, a in unavailable if a.number == 6], "the last attempt must be forwarded, not rejected"
     assert all(windows.touches(a) for _, a in unavailable), "ledger_unavailable while Redis was up"
-    _assert_ledger_keys(redis, events, timeout=10)
+    # an event forwarded on its last attempt while Redis was down may have no mark in Redis
+    _assert_ledger_keys(redis, events, timeout=10, missing_allowed=len(last))
 
 
 # ------------------------------------------------------------------------------------------------
