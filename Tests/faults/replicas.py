@@ -189,10 +189,6 @@ class RedisServer:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(timeout=5)
 
-    def restart(self):
-        self.kill()
-        return self.start()
-
     def freeze(self):
         """SIGSTOP: connections stay open, nothing is answered."""
         self.proc.send_signal(signal.SIGSTOP)
@@ -332,16 +328,17 @@ class Windows:
 
 
 def run_load(name, urls, upstream, events, concurrency=24, backoff=0.05, during=None, dup_share=0.25,
-             copies=2, allow=None, timeout=10.0, rate=None):
+             copies=2, allow=None, timeout=10.0, rate=None, spread="round_robin"):
     """Runs a platform-like sender over every replica URL in a thread (a share `dup_share` of the
     events delivered `copies` times at once, each copy starting on another replica, and once more
-    later on the next replica; every retry on the next replica); `during(sender)` runs meanwhile on
-    this thread; rate paces the sender (deliveries started per second). Reconciles with the upstream's records (allow: see delivery_check), prints the
-    figures and asserts every event reached the upstream and nothing else went wrong. Returns
-    (report, counts)."""
+    later on the next replica; every retry on the next replica, or with spread="random" on one
+    drawn at random); `during(sender)` runs meanwhile on this thread; rate paces the sender
+    (deliveries started per second). Reconciles with the upstream's records (allow: see
+    delivery_check), prints the figures and asserts every event reached the upstream and nothing
+    else went wrong. Returns (report, counts)."""
     prefix = "evt_%s_" % name
     s = PlatformSender(urls, SECRET, max_attempts=6, backoff=backoff, timeout=timeout,
-                       concurrency=concurrency, spread="round_robin", concurrent_copies=copies)
+                       concurrency=concurrency, spread=spread, concurrent_copies=copies)
     box = {}
 
     def go():

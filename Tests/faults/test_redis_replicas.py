@@ -3,8 +3,8 @@ one real redis-server and one recording upstream, driven by the platform-like se
 replica -- a quarter of the events delivered twice at once (each copy starting on another
 replica) and once more later on the third replica, every retry on the next replica
 (Tests/peers/platform_sender.py, spread="round_robin"; scenario (a) also with three copies at
-once, one per replica) -- while one fault is injected. Then a
-durable ledger (sqlite) across restarts of one gateway.
+once, one per replica; (c) with every attempt on a replica drawn at random) -- while one fault
+is injected. Then a durable ledger (sqlite) across restarts of one gateway.
 
 After every scenario (Tests/peers/delivery_check.py, harness in replicas.py): every acknowledged
 event has a 2xx record at the upstream; nothing was dead-lettered or refused; no event was accepted
@@ -24,8 +24,8 @@ import pytest
 
 from conftest import SECRET, poll_until
 from platform_sender import PlatformSender
-from replicas import (ADMIN_USER, RedisClient, RedisError, Windows, error_codes, ledger_config,
-                      redis_env, replica_tag, run_load)
+from replicas import (RedisClient, RedisError, Windows, error_codes, ledger_config, redis_env, replica_tag,
+                      run_load)
 
 MIXED = (1, "auto", 1)        # workers of the three replicas where one run covers both kinds
 REDIS_RECOVERY_GRACE = 2.0    # after Redis is back, how long replicas may still decide locally
@@ -65,13 +65,16 @@ def _touching(report, windows):
 def _killed_forward_allow(up, replicas, before):
     """allow(): an earlier record of the event was forwarded by a replica incarnation that was
     SIGKILLed within `before` seconds of that forward's arrival (in flight, or answered and its
-    delivered mark possibly not yet written)."""
-    tag_of = {r["seq"]: replica_tag(r) for r in up.full_records()}
-    kills = {tag: wall for r in replicas for tag, wall, _ in r.killed}
+    delivered mark possibly not yet written). The upstream's records are read at the first call,
+    so build it before the run and pass it to run_load."""
+    seen = {}
 
     def check(event_id, records, deliveries):
+        if not seen:
+            seen["tags"] = {r["seq"]: replica_tag(r) for r in up.full_records()}
+            seen["kills"] = {tag: wall for r in replicas for tag, wall, _ in r.killed}
         for rec in records:
-            wall = kills.get(tag_of.get(rec["seq"]))
+            wall = seen["kills"].get(seen["tags"].get(rec["seq"]))
             if wall is not None and wall - before <= rec["time"] <= wall:
                 return "replica_killed"
         return None
@@ -141,7 +144,7 @@ def test_c_redis_frozen_past_timeout(redis_server, recording_upstream, replica_g
         assert s.completed < events * 1.3, "the freeze came after the load"
 
     report, counts = run_load("c_redis_freeze", replica_group.urls(), up, events, during=during, rate=PACE,
-                              allow=windows.allow("redis_frozen"))
+                              spread="random", allow=windows.allow("redis_frozen"))
     print("  freezes: %s; deliveries with an attempt in a freeze (+%.0f s): %d; double accepts allowed: %s" % (
         windows.describe(), REDIS_RECOVERY_GRACE, _touching(report, windows), counts["allowed"]))
     assert _touching(report, windows) > 0
@@ -165,13 +168,7 @@ def test_d_replica_killed_with_forwards_in_flight(redis_server, recording_upstre
         time.sleep(1.0)
         victim.start()
 
-    allow_box = {}
-
-    def allow(event_id, records, deliveries):
-        if "check" not in allow_box:
-            allow_box["check"] = _killed_forward_allow(up, replica_group.replicas, before=delay + 1.0)
-        return allow_box["check"](event_id, records, deliveries)
-
+    allow = _killed_forward_allow(up, replica_group.replicas, before=delay + 1.0)
     report, counts = run_load("d_replica_kill", replica_group.urls(), up, events, concurrency=32, backoff=0.4,
                               during=during, allow=allow)
     (tag, wall, _), = victim.killed
@@ -220,7 +217,6 @@ def test_f_redis_over_tls_with_acl_user(redis_server, recording_upstream, replic
         c.close()
     with pytest.raises(RedisError):
         RedisClient(redis.port, ca_file=tls_material.ca).call("PING")   # default user is off
-    assert ADMIN_USER != "hookgate"
     up.mode(delay=0.02)
     events = 1000
     report, counts = run_load("f_tls_acl", replica_group.urls(), up, events)
@@ -316,15 +312,8 @@ def test_i_sqlite_sigkill_midrun(replica_group, recording_upstream, tmp_path):
         gw.kill()
         gw.start()
 
-    allow = {}
-
-    def lazy_allow(event_id, records, deliveries):
-        if "check" not in allow:
-            allow["check"] = _killed_forward_allow(up, [gw], before=KILL_FORGETS)
-        return allow["check"](event_id, records, deliveries)
-
     run_load("i_sqlite_kill", [gw.url()], up, events, dup_share=0.1, copies=2, backoff=0.1, during=during,
-             allow=lazy_allow, rate=100)
+             allow=_killed_forward_allow(up, [gw], before=KILL_FORGETS), rate=100)
     check = _killed_forward_allow(up, [gw], before=KILL_FORGETS)
     report, forwards = _resend_all("i_sqlite_kill_resend", gw.url(), up, events, "evt_i_sqlite_kill_")
     by_id = {}
