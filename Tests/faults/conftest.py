@@ -2,7 +2,9 @@
 
 Reuses the integration suite's helpers (Tests/integration/conftest.py, loaded under another
 module name so both suites can be collected) and adds an upstream that can be SIGKILLed and
-restarted on the same port, keeping its records in an append-only JSON-lines file.
+restarted on the same port, keeping its records in an append-only JSON-lines file; for the
+multi-replica scenarios, a real redis-server (redis_server) and restartable hookgate replicas
+(replica_group), built in replicas.py.
 
 Run: HOOKGATE_BIN=.build/debug/hookgate python3 -m pytest -q -s Tests/faults
 """
