@@ -28,7 +28,7 @@ from replicas import (RedisClient, RedisError, Windows, error_codes, ledger_conf
                       run_load)
 
 MIXED = (1, "auto", 1)        # workers of the three replicas where one run covers both kinds
-REDIS_RECOVERY_GRACE = 2.0    # after Redis is back, how long replicas may still decide locally
+REDIS_RECOVERY_GRACE = 3.0    # after Redis is back, how long replicas may still decide locally
 PACE = 120                    # deliveries started per second where a fault meets the load mid-run
 UPSTREAM_TIMEOUT = "2s"       # short, so that claim_lifetime 10s passes check (2s + 2s wait + 5s)
 
@@ -46,9 +46,10 @@ def _progress(s, fraction, events, dup_share=0.25, copies=2):
     assert poll_until(lambda: s.completed >= fraction * total, timeout=40, interval=0.01), "sender made no progress"
 
 
-def _assert_ledger_keys(redis, events, timeout=0.0, missing_allowed=0):
-    """One key per event under the prefix (up to `missing_allowed` fewer), nothing outside it
-    (with a timeout: replays after an outage may still be under way)."""
+def _assert_ledger_keys(redis, events, timeout=5.0, missing_allowed=0):
+    """One key per event under the prefix (up to `missing_allowed` fewer), nothing outside it.
+    Polled: the last delivered marks are written after the sender's answer, and replays after an
+    outage may still be under way."""
     got = poll_until(lambda: events - missing_allowed <= len(redis.keys("hookgate:*")) <= events,
                      timeout=timeout, interval=0.2)
     keys = redis.keys("*")
