@@ -96,7 +96,9 @@ def reconcile(report, records, id_prefix=None, allow=None):
             len(unexplained), "; ".join(_history(e, report, by_id) for e in sorted(unexplained)[:5])))
 
     # 2b. once hookgate acknowledged an event, any attempt for it that starts later is answered
-    #     as a duplicate (the ledger remembers it; nothing is forwarded again)
+    #     as a duplicate (the ledger remembers it; nothing is forwarded again). An attempt that got
+    #     no answer at all (the connection was closed under it by a replica that was stopping) is
+    #     not an answer: the sender retries it, and double accepts are checked above.
     first_ack = {}
     for d in report.deliveries:
         for a in d.attempts:
@@ -107,7 +109,9 @@ def reconcile(report, records, id_prefix=None, allow=None):
     for d in report.deliveries:
         ack = first_ack.get(d.event_id)
         for a in d.attempts:
-            if ack is not None and a.started > ack and not (a.status is not None and 200 <= a.status <= 299 and a.duplicate):
+            if a.status is None:
+                continue
+            if ack is not None and a.started > ack and not (200 <= a.status <= 299 and a.duplicate):
                 if allowed(d.event_id) is not None:
                     allowed_after_ack += 1
                 else:
