@@ -311,12 +311,8 @@ public enum ConfigurationLoader {
             do { _ = try environment.readFile(path) } catch { reader.problem("\(key).ca_file", "cannot read \(path): \(error)") }
             upstream?.caFile = path
         }
-        if let n = f["tls_insecure_skip_verify"], let text = reader.string(n, at: "\(key).tls_insecure_skip_verify") {
-            switch text {
-            case "true": upstream?.tlsInsecureSkipVerify = true
-            case "false": upstream?.tlsInsecureSkipVerify = false
-            default: reader.problem("\(key).tls_insecure_skip_verify", "expected true or false, got \"\(text)\"")
-            }
+        if let n = f["tls_insecure_skip_verify"], let skip = reader.boolean(n, at: "\(key).tls_insecure_skip_verify") {
+            upstream?.tlsInsecureSkipVerify = skip
         }
         if let up = upstream, up.url.scheme == .http, up.caFile != nil || up.tlsInsecureSkipVerify {
             reader.problem("\(key).url", "ca_file and tls_insecure_skip_verify apply only to https:// upstreams")

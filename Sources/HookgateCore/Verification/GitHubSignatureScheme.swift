@@ -7,28 +7,20 @@ public struct GitHubSignatureScheme: SignatureScheme {
     public static let deliveryHeader = "X-GitHub-Delivery"
     static let prefix = Array("sha256=".utf8)
 
+    static let check = BodySignature(header: signatureHeader, prefix: prefix, encoding: .hex,
+                                      expected: "sha256= followed by 64 hex digits")
+
     private let keys: HMACKeyRing
 
     public init(secrets: [[UInt8]]) { keys = HMACKeyRing(secrets: secrets) }
 
     public func verify(headers: some HeaderFields, body: some ByteSegments, now: Int64) -> Rejection? {
-        let text: String
-        switch SchemeHeaders.signature(headers, Self.signatureHeader) {
-        case .failure(let r): return r
-        case .success(let v): text = v
-        }
-        guard let claimed = Self.parseSignature(text) else {
-            return Rejection(.signatureMalformed, "\(Self.signatureHeader) must be sha256= followed by 64 hex digits")
-        }
-        guard keys.matchesAny([claimed], { emit in body.forEachSegment(emit) }) else {
-            return Rejection(.signatureMismatch, "\(Self.signatureHeader) does not match the body")
-        }
-        return nil
+        Self.check.verify(keys: keys, headers: headers, body: body)
     }
 
     /// `sha256=` (exactly, lower case) followed by 64 hex digits of either case.
     public static func parseSignature(_ text: String) -> Digest32? {
-        Digest32.parse(text, prefix: prefix, encoding: .hex)
+        check.parse(text)
     }
 
     public static func sign(secret: [UInt8], body: [UInt8]) -> String {

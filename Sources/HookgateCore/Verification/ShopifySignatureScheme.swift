@@ -4,28 +4,20 @@ public struct ShopifySignatureScheme: SignatureScheme {
     public static let signatureHeader = "X-Shopify-Hmac-Sha256"
     public static let webhookIDHeader = "X-Shopify-Webhook-Id"
 
+    static let check = BodySignature(header: signatureHeader, prefix: [], encoding: .base64,
+                                      expected: "44 characters of padded base64")
+
     private let keys: HMACKeyRing
 
     public init(secrets: [[UInt8]]) { keys = HMACKeyRing(secrets: secrets) }
 
     public func verify(headers: some HeaderFields, body: some ByteSegments, now: Int64) -> Rejection? {
-        let text: String
-        switch SchemeHeaders.signature(headers, Self.signatureHeader) {
-        case .failure(let r): return r
-        case .success(let v): text = v
-        }
-        guard let claimed = Self.parseSignature(text) else {
-            return Rejection(.signatureMalformed, "\(Self.signatureHeader) must be 44 characters of padded base64")
-        }
-        guard keys.matchesAny([claimed], { emit in body.forEachSegment(emit) }) else {
-            return Rejection(.signatureMismatch, "\(Self.signatureHeader) does not match the body")
-        }
-        return nil
+        Self.check.verify(keys: keys, headers: headers, body: body)
     }
 
     /// Exactly one padded standard-base64 digest, nothing around it.
     public static func parseSignature(_ text: String) -> Digest32? {
-        Digest32.parse(text, prefix: [], encoding: .base64)
+        check.parse(text)
     }
 
     public static func sign(secret: [UInt8], body: [UInt8]) -> String {
