@@ -52,7 +52,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
-            swiftSettings: [.swiftLanguageMode(.v5), crossModuleOptimization]
+            swiftSettings: [crossModuleOptimization]
         ),
         .executableTarget(
             name: "hookgate",
@@ -61,8 +61,7 @@ let package = Package(
                 "HookgateServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-            ],
-            swiftSettings: [.swiftLanguageMode(.v5)]
+            ]
         ),
         .testTarget(
             name: "HookgateCoreTests",

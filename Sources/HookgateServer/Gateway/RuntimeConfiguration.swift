@@ -3,7 +3,7 @@ import HookgateCore
 /// A configuration made ready to serve: routes compiled (signature scheme built, keys
 /// prepared), TLS contexts loaded. Immutable; a request keeps the one it started under until it
 /// is answered.
-final class RuntimeConfiguration {
+final class RuntimeConfiguration: Sendable {
     let configuration: Configuration
     let routes: RouteTable<CompiledRoute>
     let compiledRoutes: [CompiledRoute]
@@ -45,7 +45,9 @@ final class RuntimeConfiguration {
 }
 
 /// One route with everything a request needs precomputed.
-final class CompiledRoute {
+/// Sendable: every property is immutable once the gateway has set `metrics`, which it does before
+/// the route serves its first request (start-up and reload, before the workers see it).
+final class CompiledRoute: @unchecked Sendable {
     let settings: Configuration.Route
     let admission: EventAdmission
     let upstream: Configuration.Upstream

@@ -5,8 +5,9 @@ import Logging
 
 /// One event loop: its own libevent base, listening socket (SO_REUSEPORT when there are several
 /// workers), client connections and upstream pools. Everything here runs on the worker's thread;
-/// other threads reach it only through `mailbox`.
-final class Worker {
+/// other threads reach it only through `mailbox` (which is why it may be handed to them:
+/// `@unchecked Sendable` records that confinement, which the compiler cannot see through C callbacks).
+final class Worker: @unchecked Sendable {
     let index: Int
     unowned let gateway: Gateway
     let base: OpaquePointer

@@ -3,7 +3,9 @@ import HookgateCore
 
 /// OpenSSL contexts for the HTTPS listener and for `https://` upstreams. A context is shared by
 /// the connections made from it (OpenSSL reference-counts it) and freed with its last user.
-final class TLSContext {
+/// Sendable: an `SSL_CTX` is not changed after it is built, and OpenSSL allows one to be used by
+/// many threads at once (sessions are made from it under its own locks).
+final class TLSContext: @unchecked Sendable {
     let context: OpaquePointer
 
     private init(_ context: OpaquePointer) { self.context = context }
