@@ -219,9 +219,10 @@ def profile(path, inclusive, top):
     out = []
     for x in rows:
         x = re.sub(r" \[[^\]]*/([^/\]]+)\]$", r" [\1]", x).replace("???:", "")
-        # frames every request passes through (thread start, the event loop) say nothing
-        if inclusive and re.search(r"PROGRAM TOTALS|clone|start_thread|NSThreadStart|Thread\.main|"
-                                   r"Gateway\.start|event_base_loop|0x0000", x):
+        # frames every request passes through (thread start, the event loop) say nothing; the
+        # annotator lists them in its self-cost view too
+        if re.search(r"PROGRAM TOTALS|clone|start_thread|NSThreadStart|Thread\.main|"
+                     r"Gateway\.start|event_base_loop|0x[0-9a-f]+ \[libevent", x):
             continue
         out.append(x[:170])
         if len(out) >= top:
