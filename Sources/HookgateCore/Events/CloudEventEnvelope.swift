@@ -212,7 +212,7 @@ struct JSONScanner {
                 skipWhitespace()
                 try expect(UInt8(ascii: ":"))
                 skipWhitespace()
-                try skipValue(depth: depth + 1)
+                try skipElement(depth: depth + 1)
                 skipWhitespace()
                 if peek() == UInt8(ascii: ",") { i += 1; continue }
                 try expect(UInt8(ascii: "}"))
@@ -224,7 +224,7 @@ struct JSONScanner {
             if peek() == UInt8(ascii: "]") { i += 1; return }
             while true {
                 skipWhitespace()
-                try skipValue(depth: depth + 1)
+                try skipElement(depth: depth + 1)
                 skipWhitespace()
                 if peek() == UInt8(ascii: ",") { i += 1; continue }
                 try expect(UInt8(ascii: "]"))
@@ -235,6 +235,18 @@ struct JSONScanner {
         case UInt8(ascii: "n"): try literal("null")
         case UInt8(ascii: "-"), 0x30...0x39: try skipNumber()
         default: throw Failure("unexpected character at byte \(i)")
+        }
+    }
+
+    /// Skips a value inside a container: strings and numbers, most of a body's values, without
+    /// the extra call through `skipValue` (which still takes every container, with its depth check).
+    @inline(__always)
+    private mutating func skipElement(depth: Int) throws {
+        guard i < bytes.count else { throw unexpected() }
+        switch bytes[i] {
+        case UInt8(ascii: "\""): try skipString()
+        case UInt8(ascii: "-"), 0x30...0x39: try skipNumber()
+        default: try skipValue(depth: depth)
         }
     }
 
@@ -348,7 +360,7 @@ struct JSONScanner {
         var k = i
         let ones: UInt64 = 0x0101_0101_0101_0101
         let high: UInt64 = 0x8080_8080_8080_8080
-        while n - k >= 8 {
+        while n &- k >= 8 {  // k <= n
             let w = UInt64(littleEndian: base.loadUnaligned(fromByteOffset: k, as: UInt64.self))
             // (x - n·0x01…) & ~x & 0x80… is non-zero exactly when some byte of x is below n (n ≤ 0x80):
             // n = 0x20 finds control characters, n = 1 on x = w ^ c·0x01… finds bytes equal to c,
@@ -362,10 +374,10 @@ struct JSONScanner {
             let backslash = (b &- ones) & ~b
             let marks = (control | quote | backslash | w) & high
             if marks != 0 {
-                i = k + (marks.trailingZeroBitCount >> 3)
+                i = k &+ (marks.trailingZeroBitCount >> 3)
                 return
             }
-            k += 8
+            k &+= 8  // k + 8 <= n
         }
         while k < n {
             let c = base.load(fromByteOffset: k, as: UInt8.self)
