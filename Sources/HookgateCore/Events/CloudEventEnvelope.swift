@@ -362,8 +362,8 @@ struct JSONScanner {
         let high: UInt64 = 0x8080_8080_8080_8080
         while n &- k >= 8 {  // k <= n
             let w = UInt64(littleEndian: base.loadUnaligned(fromByteOffset: k, as: UInt64.self))
-            // (x - n·0x01…) & ~x & 0x80… is non-zero exactly when some byte of x is below n (n ≤ 0x80):
-            // n = 0x20 finds control characters, n = 1 on x = w ^ c·0x01… finds bytes equal to c,
+            // (x - m·0x01…) & ~x & 0x80… is non-zero exactly when some byte of x is below m (m ≤ 0x80):
+            // m = 0x20 finds control characters, m = 1 on x = w ^ c·0x01… finds bytes equal to c,
             // and w's own high bits find bytes of multi-byte sequences. Below the first such byte
             // nothing is marked (a borrow only runs upwards from a marked byte), so the lowest mark
             // is exactly the first byte to check.
