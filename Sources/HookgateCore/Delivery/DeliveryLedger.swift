@@ -25,9 +25,9 @@ public final class DeliveryLedger<Waiter> {
 
     // Delivered ids, compactly: one slot per id in parallel arrays, the key's bytes in one arena,
     // an open-addressing index (linear probing, backward-shift deletion, grown incrementally) from
-    // hash to slot, and an intrusive doubly linked LRU list through the slots. About 80 bytes per id for typical
-    // CloudEvents ids, against several hundred for a dictionary of strings. Keys are compared in
-    // full on every hit, so two distinct events can never be taken for one another.
+    // hash to slot, and an intrusive doubly linked LRU list through the slots. About 80 bytes per
+    // id for typical CloudEvents ids, against several hundred for a dictionary of strings. Keys are
+    // compared in full on every hit, so two distinct events can never be taken for one another.
     private var arena: [UInt8] = []
     private var arenaGarbage = 0
     private var keyOffsets: [Int] = []
