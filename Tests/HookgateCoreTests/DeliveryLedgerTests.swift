@@ -262,6 +262,26 @@ struct DeliveryLedgerTests {
         #expect(EventKey(source: "a", id: "b") != EventKey(source: "b", id: "a"))
     }
 
+    /// The index grows in steps (two tables while entries move over): every id delivered so far
+    /// stays a duplicate at every point of the growth, and the old table empties.
+    @Test func everyIDStaysFoundWhileTheIndexGrows() {
+        let ledger = Ledger(capacity: 10_000, ttlMilliseconds: 1_000_000)
+        let ids = (0..<1_400).map { "evt-\($0)" }
+        var checksWhileGrowing = 0
+        for (i, id) in ids.enumerated() {
+            deliver(ledger, [id], start: Int64(i))
+            guard ledger.indexIsGrowing || i % 101 == 0 else { continue }
+            if ledger.indexIsGrowing { checksWhileGrowing += 1 }
+            for earlier in ids[...i] where ledger.claim(key(earlier), now: Int64(i)) != .delivered {
+                Issue.record("\(earlier) forgotten after delivering \(id)")
+                return
+            }
+        }
+        #expect(checksWhileGrowing > 0, "the ids must cross a growth of the index")
+        #expect(!ledger.indexIsGrowing, "the growth must finish")
+        #expect(ledger.count == ids.count)
+    }
+
     /// Slots freed by eviction and expiry are reused without mixing up entries.
     @Test func longRunKeepsExactlyTheMostRecent() {
         let capacity = 16
@@ -399,19 +419,34 @@ struct DeliveryLedgerModelTests {
 
     @Test(arguments: [1, 7, 64], [UInt64(1), 2, 3])
     func matchesTheModel(capacity: Int, seed: UInt64) {
+        _ = run(capacity: capacity, seed: seed, keys: 150, ttl: 500)
+    }
+
+    /// Enough distinct live ids that the index grows several times, with expiries, evictions and
+    /// duplicate hits landing while entries are still being moved from the old table to the new.
+    @Test(arguments: [UInt64(4), 5])
+    func matchesTheModelWhileTheIndexGrows(seed: UInt64) {
+        let growingSteps = run(capacity: 600, seed: seed, keys: 2_000, ttl: 2_000)
+        #expect(growingSteps > 100, "the run must exercise the two-table state")
+    }
+
+    /// The random run; returns how many steps found the index between two tables.
+    func run(capacity: Int, seed: UInt64, keys: UInt64, ttl: Int64) -> Int {
         var rng = SplitMix(seed: seed)
-        let ledger = DeliveryLedger<Int>(capacity: capacity, ttlMilliseconds: 500)
-        let model = Model(capacity: capacity, ttl: 500)
+        let ledger = DeliveryLedger<Int>(capacity: capacity, ttlMilliseconds: ttl)
+        let model = Model(capacity: capacity, ttl: ttl)
         var now: Int64 = 0
+        var growingSteps = 0
         for step in 0..<20_000 {
+            if ledger.indexIsGrowing { growingSteps += 1 }
             now += Int64(rng.next() % 7)
-            let n = Int(rng.next() % 150)
+            let n = Int(rng.next() % keys)
             // long ids make the arena grow and compact; two sources share ids
             let key = EventKey(source: n % 3 == 0 ? "s" : "source-\(n % 2)", id: "event-\(n)-" + String(repeating: "x", count: n % 40))
             let expected = model.claim(key, now: now)
             let got = ledger.claim(key, now: now)
             #expect(got == expected, "step \(step): \(key) got \(got), expected \(expected)")
-            if got != expected { return }
+            if got != expected { return growingSteps }
             if got == .forward {
                 let delivered = rng.next() % 4 != 0
                 model.finish(key, delivered: delivered, now: now)
@@ -419,6 +454,7 @@ struct DeliveryLedgerModelTests {
             }
             #expect(ledger.count == model.order.count)
         }
+        return growingSteps
     }
 
     struct SplitMix {

@@ -214,7 +214,7 @@ final class Worker: @unchecked Sendable {
         default:
             return "unknown"
         }
-        return String(cString: text)
+        return text.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
     }
 
     /// Takes a reloaded configuration: new limits for new requests, new pools for new forwards;
@@ -250,7 +250,7 @@ final class Worker: @unchecked Sendable {
             gmtime_r(&t, &parts)
             var buffer = [CChar](repeating: 0, count: 64)
             strftime(&buffer, buffer.count, "%a, %d %b %Y %H:%M:%S GMT", &parts)
-            dateText = String(cString: buffer)
+            dateText = buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
         }
         return dateText
     }
