@@ -73,7 +73,8 @@ def body_template(size=0):
     return t
 
 
-PEERS = ["direct", "nginx-proxy", "nginx-njs", "flask-gunicorn", "hookgate-1", "hookgate-auto", "hookgate-sqlite"]
+PEERS = ["direct", "nginx-proxy", "nginx-njs", "flask-gunicorn", "hookgate-1", "hookgate-auto", "hookgate-sqlite",
+         "hookgate-redis"]
 PEER_NOTES = {
     "direct": "the upstream nginx itself, no verification (the floor)",
     "nginx-proxy": "nginx proxy_pass to the upstream, upstream keepalive, no verification",
@@ -84,6 +85,7 @@ PEER_NOTES = {
     "hookgate-1": "hookgate workers: 1: timestamp + HMAC + CloudEvents envelope + dedup, then forwards to the upstream",
     "hookgate-auto": "hookgate workers: auto (one event loop per core), same work",
     "hookgate-sqlite": "hookgate-1 with ledger.store: sqlite (a fresh file each round, default commit_interval)",
+    "hookgate-redis": "hookgate-1 with ledger.store: redis (a fresh redis-server each round on loopback, timeout 1s; its CPU counts as the peer's)",
 }
 
 
@@ -464,13 +466,21 @@ shutdown_grace: 3s
 """.format(port=port, workers=workers, path=PATH, tol=TOLERANCE_S, capacity=capacity, up=up_port, ledger=ledger)
 
 
-def start_hookgate(procs, ctx, name, workers, capacity, up_port, sqlite=False):
+def start_hookgate(procs, ctx, name, workers, capacity, up_port, store="memory"):
     port = free_port()
     d = os.path.join(ctx.workdir, name)
     os.makedirs(d, exist_ok=True)
     conf = os.path.join(d, "hookgate.yaml")
     ledger = ""
-    if sqlite:
+    if store == "redis":
+        # a fresh server each round (the rounds send the same events); its CPU counts as "other"
+        rport = free_port()
+        r = procs.start(name + "-redis", ["redis-server", "--port", str(rport), "--bind", "127.0.0.1", "--save", "",
+                                          "--appendonly", "no"], os.path.join(d, "redis.log"), env=ctx.env)
+        wait_port(rport, r)
+        ctx.extra_procs = [r]
+        ledger = "ledger: {store: redis, redis: {url: \"redis://127.0.0.1:%d/0\", timeout: 1s}}\n" % rport
+    if store == "sqlite":
         # a fresh file each round: the rounds send the same events, which must not be duplicates
         path = os.path.join(d, "ledger.sqlite")
         for suffix in ("", "-wal", "-shm"):
@@ -523,17 +533,20 @@ def start_peer(procs, ctx, name):
                         os.path.join(d, "gunicorn.log"), env=ctx.env)
         wait_port(port, p)
         return Peer(name, port, [p])
-    if name in ("hookgate-1", "hookgate-auto", "hookgate-sqlite"):
+    if name in ("hookgate-1", "hookgate-auto", "hookgate-sqlite", "hookgate-redis"):
+        store = {"hookgate-sqlite": "sqlite", "hookgate-redis": "redis"}.get(name, "memory")
         p, port = start_hookgate(procs, ctx, name, "auto" if name == "hookgate-auto" else 1,
-                                 ctx.capacity, ctx.up_port, sqlite=(name == "hookgate-sqlite"))
-        return Peer(name, port, [p], rss_pid=p.pid)
+                                 ctx.capacity, ctx.up_port, store=store)
+        extra = getattr(ctx, "extra_procs", []) if store == "redis" else []
+        ctx.extra_procs = []
+        return Peer(name, port, [p] + extra, rss_pid=p.pid)
     raise ValueError(name)
 
 
 # --------------------------------------------------------------------------- throughput mode
 
-VERIFYING = {"nginx-njs", "flask-gunicorn", "hookgate-1", "hookgate-auto", "hookgate-sqlite"}
-FORWARDING = {"direct", "nginx-proxy", "nginx-njs", "hookgate-1", "hookgate-auto", "hookgate-sqlite"}  # answer is the upstream's
+VERIFYING = {"nginx-njs", "flask-gunicorn", "hookgate-1", "hookgate-auto", "hookgate-sqlite", "hookgate-redis"}
+FORWARDING = {"direct", "nginx-proxy", "nginx-njs", "hookgate-1", "hookgate-auto", "hookgate-sqlite", "hookgate-redis"}  # answer is the upstream's
 
 
 def check_peer(name, port, probe_list):
