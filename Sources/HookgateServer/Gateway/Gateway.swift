@@ -42,6 +42,7 @@ public final class Gateway {
         writesAccessLog = accessLog
         let runtime = try RuntimeConfiguration.make(configuration).get()
         for route in runtime.compiledRoutes { route.metrics = metrics.route(named: route.name) }
+        metrics.attachDestinations(runtime.compiledRoutes)
         runtimeBox = Locked(runtime)
         ledger.configure(configuration.routes)
         store = MemoryLedgerStore()
@@ -259,6 +260,7 @@ public final class Gateway {
             }
             ledger.configure(configuration.routes)
             for route in fresh.compiledRoutes { route.metrics = metrics.route(named: route.name) }
+            metrics.attachDestinations(fresh.compiledRoutes)
             runtimeBox.withLock { $0 = fresh }
             for worker in workers {
                 worker.mailbox.post { worker.apply(fresh) }
