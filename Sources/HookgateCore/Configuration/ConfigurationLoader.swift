@@ -219,7 +219,8 @@ public enum ConfigurationLoader {
         }
     }
 
-    /// `product_groups`: a mapping of group names to non-empty lists of wildcard patterns.
+    /// `product_groups`: a mapping of group names to non-empty lists of wildcard patterns (a
+    /// repeated name is already refused by the YAML parser).
     private static func loadProductGroups(_ node: Node, reader: inout NodeReader) -> [String: [String]] {
         guard let map = reader.mapping(node, at: "product_groups") else { return [:] }
         var groups: [String: [String]] = [:]
@@ -228,10 +229,6 @@ public enum ConfigurationLoader {
             let key = "product_groups.\(name)"
             if !EventFilter.isValidGroupName(name) {
                 reader.problem(key, "expected a group name of letters, digits and '_' (e.g. CUSTODY_SDK)")
-                continue
-            }
-            if groups[name] != nil {
-                reader.problem(key, "key appears more than once")
                 continue
             }
             guard let patterns = loadTokenList(v, at: key, wildcards: true, reader: &reader) else { continue }

@@ -85,13 +85,17 @@ public struct EventFilter: Sendable, Equatable {
     /// The union of several filters, for one subscription that must carry every destination's
     /// events (`subscribe --from-config`). Every event some destination wants passes the union
     /// (it may pass a few no destination wants, which hookgate then answers as filtered): an
-    /// exclusion survives only when every destination excludes it, and when some destination
+    /// exclusion survives only when no destination delivers that type, and when some destination
     /// takes everything the union does too (its lists stay empty).
     public static func union(_ filters: [EventFilter]) -> EventFilter {
-        guard let first = filters.first else { return .everything }
+        guard !filters.isEmpty else { return .everything }
         let catchAll = filters.contains { $0.include.isEmpty && $0.patterns.isEmpty && $0.productGroups.isEmpty }
         var result = EventFilter()
-        result.exclude = first.exclude.filter { type in filters.allSatisfy { $0.exclude.contains(type) } }
+        for filter in filters {
+            for type in filter.exclude where !result.exclude.contains(type) && !filters.contains(where: { $0.delivers(type) }) {
+                result.exclude.append(type)
+            }
+        }
         if catchAll { return result }
         for filter in filters {
             for t in filter.include where !result.include.contains(t) { result.include.append(t) }
