@@ -9,7 +9,7 @@ struct Hookgate: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hookgate",
         abstract: "A webhook verification gateway: verifies, de-duplicates and forwards signed events.",
-        subcommands: [Serve.self, Check.self, Sign.self, Demo.self]
+        subcommands: [Serve.self, Check.self, Sign.self, Demo.self, Subscribe.self, Subscriptions.self, Unsubscribe.self]
     )
 }
 
@@ -62,9 +62,12 @@ struct Serve: ParsableCommand {
 }
 
 func warnAboutLiteralSecrets(_ configuration: Configuration, log: Logger) {
-    for (i, route) in configuration.routes.enumerated() where route.upstream.tlsInsecureSkipVerify {
-        log.warning("upstream certificate verification is off; anyone on the path can read and change events",
-                    metadata: ["key": .string("routes[\(i)].upstream.tls_insecure_skip_verify")])
+    for (i, route) in configuration.routes.enumerated() {
+        for (j, destination) in route.destinations.enumerated() where destination.upstream.tlsInsecureSkipVerify {
+            let key = route.isFanOut ? "routes[\(i)].destinations[\(j)].upstream" : "routes[\(i)].upstream"
+            log.warning("upstream certificate verification is off; anyone on the path can read and change events",
+                        metadata: ["key": .string("\(key).tls_insecure_skip_verify")])
+        }
     }
     for (i, route) in configuration.routes.enumerated() {
         for (j, secret) in route.verify.secrets.enumerated() where secret.origin == .literal {
