@@ -67,7 +67,7 @@ public enum PlatformAPIClient {
         evhttp_connection_set_timeout(connection, Int32(timeoutSeconds))
         evhttp_connection_set_retries(connection, 0)
 
-        let exchange = Exchange()
+        let exchange = Exchange(base: base)
         // Ownership: the request callback's argument is `exchange`, unretained; it lives on this
         // stack frame until the loop has ended.
         guard let request = evhttp_request_new({ request, arg in
@@ -106,10 +106,16 @@ public enum PlatformAPIClient {
 
     /// What the request's callbacks learn.
     private final class Exchange {
+        let base: OpaquePointer
         var answer: Answer?
         var error: evhttp_request_error?
 
+        init(base: OpaquePointer) { self.base = base }
+
+        /// Called once, with an answer or after an error; ends the loop (the resolver keeps
+        /// events of its own, so the loop would not end by itself).
         func finished(_ request: OpaquePointer?) {
+            event_base_loopexit(base, nil)
             guard let request, evhttp_request_get_response_code(request) != 0 else { return }
             let input = evhttp_request_get_input_buffer(request)
             let length = evbuffer_get_length(input)
