@@ -102,7 +102,7 @@ public final class Gateway {
         log.info("listening", metadata: [
             "listen": .string("\(configuration.listen.host):\(port)"),
             "workers": .stringConvertible(count),
-            "routes": .array(configuration.routes.map { .string("\($0.path) -> \($0.upstream.url)") }),
+            "routes": .array(configuration.routes.map { .string("\($0.path) -> " + $0.destinations.map { "\($0.upstream.url)" }.joined(separator: ", ")) }),
         ])
     }
 
@@ -267,7 +267,7 @@ public final class Gateway {
             }
             metrics.reloaded(success: true)
             log.info("configuration reloaded", metadata: [
-                "routes": .array(configuration.routes.map { .string("\($0.path) -> \($0.upstream.url)") }),
+                "routes": .array(configuration.routes.map { .string("\($0.path) -> " + $0.destinations.map { "\($0.upstream.url)" }.joined(separator: ", ")) }),
                 "trigger": .string(trigger.rawValue),
             ])
         }
