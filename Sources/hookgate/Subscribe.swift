@@ -92,6 +92,7 @@ struct PlatformAPIOptions: ParsableArguments {
     }
 }
 
+/// `hookgate subscribe`: the guide's steps 1 and 2.
 struct Subscribe: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Register this endpoint with the platform (the guide's step 1) and save the HMAC secret it returns (step 2).")
@@ -196,9 +197,11 @@ struct Subscribe: ParsableCommand {
     }
 }
 
+/// `hookgate subscriptions ...`: reading the platform's subscriptions.
 struct Subscriptions: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "The platform's subscriptions.", subcommands: [List.self])
 
+    /// `hookgate subscriptions list`.
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List the subscriptions the token can see (id, status, url).")
 
@@ -222,6 +225,7 @@ struct Subscriptions: ParsableCommand {
     }
 }
 
+/// `hookgate unsubscribe ID`.
 struct Unsubscribe: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Delete a subscription (the guide's way to retire a secret).")
 
@@ -252,6 +256,7 @@ struct SecretFile {
     let replace: Bool
     private let fd: Int32
 
+    /// Why the file could not be claimed or written.
     struct Failure: Error, CustomStringConvertible {
         let description: String
     }

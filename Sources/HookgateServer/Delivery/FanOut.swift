@@ -54,7 +54,7 @@ final class FanOut {
                 // Another copy is on its way there: this one is answered retriable rather than
                 // made to wait, and its retry finds the outcome.
                 destination.metrics.record(.failed)
-                finished(destination, result: .failed, error: "another copy is being forwarded to this destination")
+                finished(destination, result: .failed, detail: "another copy is being forwarded to this destination")
             case .forward:
                 gateway.forwardStarted()
                 gateway.store.claim(route: destination.ledgerName, key: key, retryCount: exchange.retryCount, worker: worker) { [self] answer in
@@ -68,7 +68,7 @@ final class FanOut {
                     case .claimedElsewhere, .unavailable:
                         destination.metrics.record(.failed)
                         endWithoutForward(destination, key: key, delivered: false)
-                        finished(destination, result: .failed, error: answer == .unavailable ? "ledger unavailable" : "claimed by another replica")
+                        finished(destination, result: .failed, detail: answer == .unavailable ? "ledger unavailable" : "claimed by another replica")
                     }
                 }
             }
@@ -88,7 +88,9 @@ final class FanOut {
 
     /// One destination is done (its ledger already updated): logged, and when it is the last,
     /// the sender is answered.
-    func finished(_ destination: CompiledDestination, result: DestinationResult, upstreamStatus: Int? = nil, error: String? = nil) {
+    /// `upstreamError` is what went wrong with the upstream; `detail`, why no forward was made.
+    func finished(_ destination: CompiledDestination, result: DestinationResult, upstreamStatus: Int? = nil,
+                  upstreamError: String? = nil, detail: String? = nil) {
         guard let i = matched.firstIndex(where: { $0 === destination }), results[i] == nil else { return }
         results[i] = result
         pending -= 1
@@ -97,7 +99,8 @@ final class FanOut {
             "event.id": .string(exchange.envelope?.id ?? ""), "request.id": .string(exchange.requestID),
         ]
         if let upstreamStatus { metadata["upstream.status"] = .stringConvertible(upstreamStatus) }
-        if let error { metadata["upstream.error"] = .string(error) }
+        if let upstreamError { metadata["upstream.error"] = .string(upstreamError) }
+        if let detail { metadata["detail"] = .string(detail) }
         log.info("destination finished", metadata: metadata)
         guard pending == 0 else { return }
         exchange.answerFanOut(FanOutAnswer.aggregate(zip(matched, results).map { ($0.name, $1!) }))

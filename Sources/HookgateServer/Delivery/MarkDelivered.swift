@@ -23,7 +23,7 @@ extension Worker {
         if let fanOut = job.fanOut {
             // One of several destinations: the sender is answered when the last one finishes.
             fanOut.finished(destination, result: delivered ? .delivered : .forStatus(upstreamStatus),
-                            upstreamStatus: upstreamStatus, error: outcome?.errorDetail)
+                            upstreamStatus: upstreamStatus, upstreamError: outcome?.errorDetail)
         } else {
             switch answer {
             case .relay(let status, _):

@@ -30,6 +30,7 @@ public enum PlatformAPIClient {
         }
     }
 
+    /// The three requests the commands make.
     public enum Method: Sendable {
         case get, post, delete
     }
