@@ -349,8 +349,8 @@ final class Worker {
 
     /// The store answered for the event: the local claim ends (remembered as delivered or released)
     /// and every copy that waited on it gets the same outcome.
-    func endWithoutForward(_ exchange: InboundExchange, destination: CompiledDestination, key: EventKey, delivered: Bool,
-                           answer: (InboundExchange) -> Void) {
+    private func endWithoutForward(_ exchange: InboundExchange, destination: CompiledDestination, key: EventKey, delivered: Bool,
+                                   answer: (InboundExchange) -> Void) {
         let waiters = gateway.ledger.finish(route: destination.ledgerName, key: key, delivered: delivered)
         answer(exchange)
         gateway.forwardFinished()
