@@ -87,8 +87,14 @@ struct PlatformAPIOptions: ParsableArguments {
     static func message(_ body: [UInt8]) -> String? {
         guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] else { return nil }
         guard let text = (object["message"] as? String) ?? (object["error"] as? String) else { return nil }
-        let printable = String(text.unicodeScalars.filter { $0.value >= 0x20 && $0.value != 0x7F }.prefix(300).map(Character.init))
-        return printable.isEmpty ? nil : printable
+        let shown = printable(text)
+        return shown.isEmpty ? nil : shown
+    }
+
+    /// Text from the API made safe for a terminal: control characters (escape sequences) dropped,
+    /// at most 300 characters.
+    static func printable(_ text: String) -> String {
+        String(text.unicodeScalars.filter { $0.value >= 0x20 && !(0x7F...0x9F).contains($0.value) }.prefix(300).map(Character.init))
     }
 }
 
@@ -161,12 +167,12 @@ struct Subscribe: ParsableCommand {
             try platform.refuse(answer, "create the subscription")
         }
         guard let object = try? JSONSerialization.jsonObject(with: Data(answer.body)) as? [String: Any],
-              let id = object["id"] as? String else {
+              let id = object["id"] as? String, Unsubscribe.isValidID(id) else {
             target.discard()
-            printError("the API answered \(answer.status) without a subscription id; nothing was written")
+            printError("the API answered \(answer.status) without a usable subscription id; nothing was written")
             throw ExitCode(1)
         }
-        let status = object["status"] as? String ?? "unknown"
+        let status = PlatformAPIOptions.printable(object["status"] as? String ?? "unknown")
         guard let secret = (object["authConfig"] as? [String: Any])?["secret"] as? String,
               secret.utf8.count >= ConfigurationLoader.minimumSecretBytes else {
             target.discard()
@@ -219,7 +225,8 @@ struct Subscriptions: ParsableCommand {
             }
             // Only these fields: an answer that carries a secret must not put it on the terminal.
             for item in items {
-                print([item["id"], item["status"], item["url"]].map { ($0 as? String) ?? "-" }.joined(separator: "\t"))
+                print([item["id"], item["status"], item["url"]].map { PlatformAPIOptions.printable(($0 as? String) ?? "-") }
+                    .joined(separator: "\t"))
             }
         }
     }
@@ -235,9 +242,13 @@ struct Unsubscribe: ParsableCommand {
     var id: String
 
     func validate() throws {
-        guard !id.isEmpty, id.utf8.count <= 200,
-              id.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) || "-_.".utf8.contains($0) })
-        else { throw ValidationError("expected a subscription id of letters, digits, '-', '_' or '.'") }
+        guard Self.isValidID(id) else { throw ValidationError("expected a subscription id of letters, digits, '-', '_' or '.'") }
+    }
+
+    /// Ids as the guide shows them (`01JA4KXYZ...`): safe in a URL path and on a terminal.
+    static func isValidID(_ id: String) -> Bool {
+        !id.isEmpty && id.utf8.count <= 200 && !id.hasPrefix(".")
+            && id.utf8.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) || "-_.".utf8.contains($0) }
     }
 
     func run() throws {

@@ -285,3 +285,37 @@ def test_token_flags_are_exclusive_and_required(run_cli, api, tmp_path):
     r = run_cli(["subscribe", "--api", api.api.replace("https", "http"), "--token-env", "X", "--url", APP_URL,
                  "--secret-file", tmp_path / "s"])
     assert r.returncode != 0 and "https://" in r.stderr
+
+
+@pytest.mark.parametrize("answer, expect", [
+    ({"id": "01JA4KXYZ9", "status": "active"}, "no usable authConfig.secret"),
+    ({"id": "01JA4KXYZ9", "status": "active", "authConfig": {"secret": "short"}}, "no usable authConfig.secret"),
+    ({"id": "01JA4KXYZ9", "status": "active", "authConfig": {"secret": 12345678901234567890123456789012345}},
+     "no usable authConfig.secret"),
+    ({"status": "active", "authConfig": {"secret": "s" * 40}}, "without a usable subscription id"),
+    ({"id": "\u001b[31mred", "authConfig": {"secret": "s" * 40}}, "without a usable subscription id"),
+    ({"id": "../../x", "authConfig": {"secret": "s" * 40}}, "without a usable subscription id"),
+    ("not an object", "without a usable subscription id"),
+    ([1, 2, 3], "without a usable subscription id"),
+])
+def test_hostile_success_answers_write_nothing(subscribe, api, tmp_path, answer, expect):
+    api.mode(status=201, body=answer)
+    r = subscribe("subscribe", "--url", APP_URL, "--secret-file", tmp_path / "s")
+    assert r.returncode == 1, r.stdout
+    assert expect in r.stderr, r.stderr
+    assert "\u001b" not in r.stdout + r.stderr
+    assert not (tmp_path / "s").exists() and list(tmp_path.glob(".hookgate-secret*")) == []
+
+
+def test_escape_sequences_from_the_api_are_not_printed(subscribe, api, tmp_path):
+    api.mode(status=400, body={"message": "bad \u001b]0;owned\u0007 request"})
+    r = subscribe("subscribe", "--url", APP_URL, "--secret-file", tmp_path / "s")
+    assert r.returncode == 1 and "\u001b" not in r.stderr and "\u0007" not in r.stderr
+    assert "bad ]0;owned request" in r.stderr
+
+
+def test_huge_answer_is_not_an_answer(subscribe, api, tmp_path):
+    api.mode(status=201, body={"id": "01JA4KXYZ9", "pad": "x" * (2 << 20), "authConfig": {"secret": "s" * 40}})
+    r = subscribe("subscribe", "--url", APP_URL, "--secret-file", tmp_path / "s")
+    assert r.returncode == 1
+    assert not (tmp_path / "s").exists()

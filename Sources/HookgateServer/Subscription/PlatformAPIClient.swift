@@ -30,6 +30,8 @@ public enum PlatformAPIClient {
         }
     }
 
+    static let maximumAnswerBytes = 1 << 20
+
     /// The three requests the commands make.
     public enum Method: Sendable {
         case get, post, delete
@@ -67,6 +69,9 @@ public enum PlatformAPIClient {
         defer { evhttp_connection_free(connection) }
         evhttp_connection_set_timeout(connection, Int32(timeoutSeconds))
         evhttp_connection_set_retries(connection, 0)
+        // A subscription answer is a few hundred bytes; anything far larger is not one.
+        evhttp_connection_set_max_body_size(connection, Self.maximumAnswerBytes)
+        evhttp_connection_set_max_headers_size(connection, Self.maximumAnswerBytes)
 
         let exchange = Exchange(base: base)
         // Ownership: the request callback's argument is `exchange`, unretained; it lives on this
