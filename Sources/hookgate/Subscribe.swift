@@ -64,7 +64,13 @@ struct PlatformAPIOptions: ParsableArguments {
         switch PlatformAPIClient.send(method, url: url, token: try token(), json: json, caFile: caFile, timeoutSeconds: timeout) {
         case .success(let answer): return answer
         case .failure(let failure):
-            printError("\(failure); nothing was changed")
+            switch failure {
+            case .timedOut, .noAnswer:
+                // The request may have arrived: say so rather than promise nothing changed.
+                printError("\(failure); nothing was written here, but the API may have acted on the request (see `hookgate subscriptions list`)")
+            case .invalidURL, .tls:
+                printError("\(failure); nothing was sent")
+            }
             throw ExitCode(1)
         }
     }

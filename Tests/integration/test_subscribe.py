@@ -319,3 +319,14 @@ def test_huge_answer_is_not_an_answer(subscribe, api, tmp_path):
     r = subscribe("subscribe", "--url", APP_URL, "--secret-file", tmp_path / "s")
     assert r.returncode == 1
     assert not (tmp_path / "s").exists()
+
+
+def test_trickling_answer_is_cut_at_the_timeout(subscribe, api, tmp_path):
+    """Each byte comes before the read timeout, the whole answer would take minutes: the
+    deadline bounds the whole exchange. The subscription may exist on the platform then; the
+    message says the answer never came, and nothing is written."""
+    api.mode(trickle=0.5)
+    r = subscribe("subscribe", "--url", APP_URL, "--secret-file", tmp_path / "s", "--timeout", "2")
+    assert r.returncode == 1
+    assert "within 2s" in r.stderr, r.stderr
+    assert not (tmp_path / "s").exists() and list(tmp_path.glob(".hookgate-secret*")) == []

@@ -20,8 +20,9 @@ and 2 exactly and checks every request:
   DELETE /event-relay/subscriptions/<id>   -> 204, or 404 {"message": "no such subscription"}
 
 Control (no TLS client auth, loopback only):
-  POST /_control/mode {"status": 403, "body": {...}, "hang": 0.0, "answer_secret": "...",
-                       "omit_secret": false}      force the next answers (fields not given: defaults)
+  POST /_control/mode {"status": 403, "body": {...}, "hang": 0.0, "trickle": 0.0, "answer_secret": "...",
+                       "omit_secret": false}      force the next answers (fields not given: defaults);
+                                                 trickle: seconds between the body's bytes
   GET  /_control/requests   every request: method, path, headers (Authorization redacted to
                             "Bearer <ok>" / "Bearer <wrong>"), json body, answered status
   GET  /_control/subscriptions   the stored subscriptions, secrets included (for the tests)
@@ -92,7 +93,16 @@ def make_handler(state):
                 self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
-            self.wfile.write(data)
+            if mode.get("trickle") and not self.path.startswith("/_control/"):
+                try:
+                    for i in range(len(data)):
+                        self.wfile.write(data[i:i + 1])
+                        self.wfile.flush()
+                        time.sleep(mode["trickle"])
+                except OSError:
+                    pass
+            else:
+                self.wfile.write(data)
             return status
 
         def _body(self):

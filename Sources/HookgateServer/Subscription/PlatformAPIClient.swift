@@ -102,9 +102,13 @@ public enum PlatformAPIClient {
         guard evhttp_make_request(connection, request, kind, url.target) == 0 else {
             return .failure(.noAnswer("cannot send the request"))
         }
+        // The connection's timeout bounds each read and write; this bounds the whole exchange
+        // (an API that trickles its answer byte by byte).
+        var deadline = timeval(milliseconds: Int64(timeoutSeconds) * 1000)
+        event_base_loopexit(base, &deadline)
         event_base_dispatch(base)
         if let answer = exchange.answer { return .success(answer) }
-        if exchange.error == EVREQ_HTTP_TIMEOUT { return .failure(.timedOut(seconds: timeoutSeconds)) }
+        if exchange.error == EVREQ_HTTP_TIMEOUT || !exchange.done { return .failure(.timedOut(seconds: timeoutSeconds)) }
         let tlsError = bufferevent_get_openssl_error(bev)
         if tlsError != 0 { return .failure(.tls(TLSContext.describe(tlsError))) }
         return .failure(.noAnswer(exchange.error == EVREQ_HTTP_EOF ? "the connection closed" : "connection failed"))
@@ -115,12 +119,15 @@ public enum PlatformAPIClient {
         let base: OpaquePointer
         var answer: Answer?
         var error: evhttp_request_error?
+        /// The request ended (answered or failed) before the deadline.
+        var done = false
 
         init(base: OpaquePointer) { self.base = base }
 
         /// Called once, with an answer or after an error; ends the loop (the resolver keeps
         /// events of its own, so the loop would not end by itself).
         func finished(_ request: OpaquePointer?) {
+            done = true
             event_base_loopexit(base, nil)
             guard let request, evhttp_request_get_response_code(request) != 0 else { return }
             let input = evhttp_request_get_input_buffer(request)
