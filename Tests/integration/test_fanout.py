@@ -62,6 +62,11 @@ def test_issue_example_routes_by_type(start_gateway, start_upstream, monkeypatch
     audit.mode(status=202, body='{"audit":"ok"}')
     r = g.send(sender.make_event(id="e3", type="credential.expired"))
     assert r.status == 202 and r.body == b'{"audit":"ok"}'
+    entries = g.wait_logs(lambda es: any(e.get("event.id") == "e3" and e.get("msg") == "request" for e in es))
+    [e3] = [e for e in entries if e.get("event.id") == "e3" and e.get("msg") == "request"]
+    assert e3["destination"] == "audit" and e3["upstream.status"] == 202
+    fanned = [e for e in entries if e.get("msg") == "destination finished" and e.get("event.id") == "e1"]
+    assert sorted((e["destination"], e["result"]) for e in fanned) == [("audit", "delivered"), ("custody-app", "delivered")]
     assert ids(custody) == ["e1"]
     assert ids(credential) == ["e2"]
     assert ids(audit) == ["e1", "e2", "e3"]

@@ -312,7 +312,7 @@ public final class Gateway {
             time: exchange.worker.accessLog.clock.now(), route: exchange.route?.name, eventID: exchange.envelope?.id,
             eventType: exchange.envelope?.type, eventSource: exchange.envelope?.source, outcome: outcome.rawValue,
             reason: reason?.rawValue, status: status, upstreamStatus: upstreamStatus, durationMicroseconds: elapsed,
-            requestID: exchange.requestID, client: client, upstreamError: exchange.upstreamError)
+            requestID: exchange.requestID, client: client, upstreamError: exchange.upstreamError, destination: exchange.destination)
         exchange.worker.accessLog.append(record)
     }
 }

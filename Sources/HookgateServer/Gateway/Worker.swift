@@ -304,6 +304,7 @@ final class Worker {
                 return
             }
             destination = matched[0]
+            exchange.destination = destination.name
         } else {
             destination = route.destinations[0]
         }

@@ -36,6 +36,8 @@ final class InboundExchange {
     var envelope: CloudEventEnvelope?
     /// What went wrong with the upstream, for the access log only (never for the sender).
     var upstreamError: String?
+    /// The one destination of a `destinations:` route that the event went to (access log).
+    var destination: String?
     private var answered = false
 
     /// `head` is nil when the request could not be parsed.
