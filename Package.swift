@@ -18,12 +18,17 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", exact: "2.4.1"),
     ],
     targets: [
-        // C libraries, reached through pkg-config. Only HookgateServer (libevent) and
+        // C libraries, reached through pkg-config. Only HookgateServer (libevent, SQLite) and
         // HookgateCore's HMAC (libcrypto) import them; nothing re-exports them.
         .systemLibrary(
             name: "CLibevent",
             pkgConfig: "libevent libevent_pthreads libevent_openssl",
             providers: [.apt(["libevent-dev"])]
+        ),
+        .systemLibrary(
+            name: "CSQLite",
+            pkgConfig: "sqlite3",
+            providers: [.apt(["libsqlite3-dev"])]
         ),
         .systemLibrary(
             name: "COpenSSL",
@@ -43,10 +48,11 @@ let package = Package(
             dependencies: [
                 "HookgateCore",
                 "CLibevent",
+                "CSQLite",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
-            swiftSettings: [.swiftLanguageMode(.v5), crossModuleOptimization]
+            swiftSettings: [crossModuleOptimization]
         ),
         .executableTarget(
             name: "hookgate",
@@ -55,8 +61,7 @@ let package = Package(
                 "HookgateServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-            ],
-            swiftSettings: [.swiftLanguageMode(.v5)]
+            ]
         ),
         .testTarget(
             name: "HookgateCoreTests",
@@ -75,7 +80,7 @@ import Foundation
 
 if !(ProcessInfo.processInfo.environment["HOOKGATE_FUZZ"] ?? "").isEmpty {
     package.targets.append(.target(name: "FuzzDriver", path: "fuzz/Sources/FuzzDriver"))
-    for name in ["FuzzSignature", "FuzzTimestamp", "FuzzEnvelope", "FuzzHTTPHead", "FuzzConfig", "FuzzProxyHeader"] {
+    for name in ["FuzzSignature", "FuzzTimestamp", "FuzzEnvelope", "FuzzHTTPHead", "FuzzConfig", "FuzzProxyHeader", "FuzzSchemes", "FuzzRESP"] {
         package.targets.append(.executableTarget(
             name: name,
             dependencies: ["HookgateCore", "FuzzDriver"],

@@ -45,7 +45,35 @@ BODY_TEMPLATE = ('{"id":"{ID}","source":"vecu.custody-service","type":"custody.v
                  '"data":{"_platform":{"correlationId":"corr_abc123","actor":{"actorId":"driver_456",'
                  '"actorType":"user"}},"vin":"5XXXX00000XEXMPL0"}}')
 
-PEERS = ["direct", "nginx-proxy", "nginx-njs", "flask-gunicorn", "hookgate-1", "hookgate-auto"]
+# Filler for bigger bodies: line items of a typical event payload (strings, numbers, objects),
+# so the envelope scanner sees structure as well as string contents.
+PAD_ITEM = '{"sku":"SKU-%06d","description":"wheel nut M14x1.5, zinc plated","qty":4,"price":1.25}'
+
+
+def body_template(size=0):
+    """BODY_TEMPLATE, or with a `data.items` array of line items making the body (with a 26-character
+    id) exactly `size` bytes long when size is larger than the plain event."""
+    base = len(BODY_TEMPLATE) - len("{ID}") + 26
+    if size <= base:
+        return BODY_TEMPLATE
+    target = size - base - len('"items":[],')   # bytes the joined items must take
+    if target < 2:  # too close to the plain event for an item: valid trailing whitespace instead
+        return BODY_TEMPLATE + " " * (size - base)
+    items, used, n = [], 0, 0
+    while True:
+        item = PAD_ITEM % n
+        if used + len(item) + 1 + 3 > target:  # keep room for ',""'
+            break
+        items.append(item)
+        used += len(item) + 1
+        n += 1
+    items.append('"' + "x" * (target - used - 2) + '"')  # the remainder: the length is exact
+    t = BODY_TEMPLATE.replace('"data":{', '"data":{"items":[' + ",".join(items) + '],', 1)
+    assert len(t) - len("{ID}") + 26 == size, (len(t), size)
+    return t
+
+
+PEERS = ["direct", "nginx-proxy", "nginx-njs", "flask-gunicorn", "hookgate-1", "hookgate-auto", "hookgate-sqlite"]
 PEER_NOTES = {
     "direct": "the upstream nginx itself, no verification (the floor)",
     "nginx-proxy": "nginx proxy_pass to the upstream, upstream keepalive, no verification",
@@ -55,6 +83,7 @@ PEER_NOTES = {
                       "the sync worker closes the connection after every answer",
     "hookgate-1": "hookgate workers: 1: timestamp + HMAC + CloudEvents envelope + dedup, then forwards to the upstream",
     "hookgate-auto": "hookgate workers: auto (one event loop per core), same work",
+    "hookgate-sqlite": "hookgate-1 with ledger.store: sqlite (a fresh file each round, default commit_interval)",
 }
 
 
@@ -209,8 +238,9 @@ class EventLists:
     """Per-thread files of "<id> <signature>" lines for bench/signed.lua, all signed with one
     timestamp. `tag` makes the ids of every list this run writes distinct."""
 
-    def __init__(self, workdir, secret, threads):
+    def __init__(self, workdir, secret, threads, template=BODY_TEMPLATE):
         self.workdir = workdir
+        self.template = template
         self.key = secret.encode()
         self.threads = threads
         self.run_tag = secrets.token_hex(3)
@@ -231,13 +261,13 @@ class EventLists:
         count per thread); returns the prefix."""
         counts = per_thread if isinstance(per_thread, list) else [per_thread] * self.threads
         prefix = os.path.join(self.workdir, "%s-g%d" % (name, self.generation))
-        pre = BODY_TEMPLATE.split("{ID}")
+        pre = self.template.split("{ID}")
         ts_dot = ("%d." % self.ts).encode()
         key = self.key
         digest = hmac.digest
         for t in range(self.threads):
             idp = "%s%d%s%d-" % (self.run_tag, self.generation, name[:1], t)
-            lines = ["%d\n%s\n" % (self.ts, BODY_TEMPLATE)]
+            lines = ["%d\n%s\n" % (self.ts, self.template)]
             for n in range(counts[t]):
                 eid = "%s%0*d" % (idp, 26 - len(idp), n)  # 26 characters, like a ULID
                 body = eid.join(pre)
@@ -390,7 +420,21 @@ def start_nginx(procs, workdir, name, port, http, njs=False, access_log="off", e
                     os.path.join(d, "stderr.log"), env=env)
     p.bench_log = os.path.join(d, "error.log")
     wait_port(port, p)
+    wait_worker(p)
     return p
+
+
+def wait_worker(master, timeout=20.0):
+    """Waits until nginx's master has forked its worker: the master listens before the worker
+    exists, and a process list read earlier misses the worker (its CPU would read 0)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if len(proc_tree(master.pid)) >= 2:
+            return
+        if master.poll() is not None:
+            break
+        time.sleep(0.02)
+    raise RuntimeError("%s started no worker within %.0f s:\n%s" % (master.bench_name, timeout, tail(master.bench_log)))
 
 
 def start_upstream(procs, workdir, access_log="off", name="upstream"):
@@ -406,27 +450,35 @@ def start_upstream(procs, workdir, access_log="off", name="upstream"):
     return start_nginx(procs, workdir, name, port, http, access_log=access_log), port
 
 
-def hookgate_config(port, up_port, workers, capacity):
+def hookgate_config(port, up_port, workers, capacity, ledger=""):
     return """\
 listen: 127.0.0.1:{port}
 workers: {workers}
 shutdown_grace: 3s
-routes:
+{ledger}routes:
   - name: vecu
     path: {path}
     verify: {{scheme: vecu, secrets: [{{env: VECU_WEBHOOK_SECRET}}], tolerance: {tol}s}}
     dedup: {{capacity: {capacity}, ttl: 72h}}
     upstream: {{url: "http://127.0.0.1:{up}{path}", timeout: 25s, max_connections: 64}}
-""".format(port=port, workers=workers, path=PATH, tol=TOLERANCE_S, capacity=capacity, up=up_port)
+""".format(port=port, workers=workers, path=PATH, tol=TOLERANCE_S, capacity=capacity, up=up_port, ledger=ledger)
 
 
-def start_hookgate(procs, ctx, name, workers, capacity, up_port):
+def start_hookgate(procs, ctx, name, workers, capacity, up_port, sqlite=False):
     port = free_port()
     d = os.path.join(ctx.workdir, name)
     os.makedirs(d, exist_ok=True)
     conf = os.path.join(d, "hookgate.yaml")
+    ledger = ""
+    if sqlite:
+        # a fresh file each round: the rounds send the same events, which must not be duplicates
+        path = os.path.join(d, "ledger.sqlite")
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(path + suffix):
+                os.remove(path + suffix)
+        ledger = "ledger: {store: sqlite, sqlite: {path: %s}}\n" % path
     with open(conf, "w") as f:
-        f.write(hookgate_config(port, up_port, workers, capacity))
+        f.write(hookgate_config(port, up_port, workers, capacity, ledger))
     chk = subprocess.run([ctx.hookgate, "check", "--config", conf], env=ctx.env, capture_output=True,
                          text=True, timeout=30)
     if chk.returncode != 0:
@@ -471,17 +523,17 @@ def start_peer(procs, ctx, name):
                         os.path.join(d, "gunicorn.log"), env=ctx.env)
         wait_port(port, p)
         return Peer(name, port, [p])
-    if name in ("hookgate-1", "hookgate-auto"):
-        p, port = start_hookgate(procs, ctx, name, 1 if name == "hookgate-1" else "auto",
-                                 ctx.capacity, ctx.up_port)
+    if name in ("hookgate-1", "hookgate-auto", "hookgate-sqlite"):
+        p, port = start_hookgate(procs, ctx, name, "auto" if name == "hookgate-auto" else 1,
+                                 ctx.capacity, ctx.up_port, sqlite=(name == "hookgate-sqlite"))
         return Peer(name, port, [p], rss_pid=p.pid)
     raise ValueError(name)
 
 
 # --------------------------------------------------------------------------- throughput mode
 
-VERIFYING = {"nginx-njs", "flask-gunicorn", "hookgate-1", "hookgate-auto"}
-FORWARDING = {"direct", "nginx-proxy", "nginx-njs", "hookgate-1", "hookgate-auto"}  # answer is the upstream's
+VERIFYING = {"nginx-njs", "flask-gunicorn", "hookgate-1", "hookgate-auto", "hookgate-sqlite"}
+FORWARDING = {"direct", "nginx-proxy", "nginx-njs", "hookgate-1", "hookgate-auto", "hookgate-sqlite"}  # answer is the upstream's
 
 
 def check_peer(name, port, probe_list):
@@ -570,7 +622,6 @@ def throughput(args, ctx, procs):
     sign()
     resigned = 0
     ctx.upstream, ctx.up_port = start_upstream(procs, ctx.workdir)
-    up_pids = proc_tree(ctx.upstream.pid)
     results = {p: [] for p in peers}
     rss = {p: {"idle": [], "peak": []} for p in peers}
     raw = []
@@ -590,6 +641,7 @@ def throughput(args, ctx, procs):
                 if args.warmup > 0:
                     run_wrk(procs, peer.url, ctx.warm_list, args.warmup, args.connections,
                             args.threads, "cycle", os.path.join(ctx.workdir, "wrk-warm.log"))
+                up_pids = proc_tree(ctx.upstream.pid)  # read now: a worker that was replaced is counted
                 peer_pids = [q for p in peer.procs for q in proc_tree(p.pid)] or up_pids
                 uses_up = bool(peer.procs) and name != "flask-gunicorn"
 
@@ -893,6 +945,152 @@ def memory(args, ctx, procs):
     return 1 if problems else 0
 
 
+# --------------------------------------------------------------------------- body-size mode
+
+BODY_PEERS = ["nginx-proxy", "hookgate-1"]
+
+
+def bodies(args, ctx, procs):
+    """MB/s and CPU per request of hookgate-1 against nginx-proxy with bigger bodies (the guide's
+    event with line items added), rounds interleaved, median per peer and size."""
+    sizes = [int(x) for x in args.body_sizes.split(",") if x.strip()]
+    ctx.upstream, ctx.up_port = start_upstream(procs, ctx.workdir)
+    rows = {}
+    for size in sizes:
+        template = body_template(size)
+        blen = len(template) - len("{ID}") + 26
+        lists = EventLists(ctx.workdir, ctx.secret, args.threads, template)
+        # events per second shrink with the body; the list only holds ids and signatures
+        rate = max(2000, int(args.max_rate * min(1.0, 4096.0 / blen)))
+        per_thread = int(rate * args.duration / args.threads) + 1
+        warm = int(rate * max(args.warmup, 1) / args.threads) + 1
+        for rnd in range(1, args.rounds + 1):
+            lists.new_timestamp()  # fresh ids every round: hookgate never sees one twice
+            run_list = lists.write("b%d" % size, per_thread)
+            warm_list = lists.write("w%d" % size, warm)
+            probe_list = lists.write("p%d" % size, 1)
+            for name in BODY_PEERS:
+                log("body %s bytes, round %d/%d  %s" % (fmt_int(blen), rnd, args.rounds, name))
+                peer = start_peer(procs, ctx, name)
+                try:
+                    check_peer(name, peer.port, probe_list)
+                    run_wrk(procs, peer.url, warm_list, max(args.warmup, 1), args.connections, args.threads,
+                            "cycle", os.path.join(ctx.workdir, "wrk-warm.log"))
+                    up_pids = proc_tree(ctx.upstream.pid)
+                    peer_pids = [q for p in peer.procs for q in proc_tree(p.pid)]
+                    r = run_wrk(procs, peer.url, run_list, args.duration, args.connections, args.threads, "cycle",
+                                os.path.join(ctx.workdir, "wrk-%s-%d-r%d.log" % (name, size, rnd)),
+                                probe=lambda: (cpu_seconds(peer_pids), cpu_seconds(up_pids), machine_busy_seconds()))
+                finally:
+                    for p in peer.procs:
+                        procs.stop(p)
+                peer_cpu, up_cpu, machine = r["probe"]
+                r["us_per_req"] = peer_cpu / r["rps"] * 1e6 if r["rps"] else float("nan")
+                r["mbs"] = r["rps"] * blen / 1e6
+                r["other"] = max(0.0, machine - peer_cpu - up_cpu - r["wrk_cpu"])
+                rows.setdefault((blen, name), []).append(r)
+                log("    %9s req/s  %7.1f MB/s  p99 %7.2f ms  %7.0f µs CPU/req  non-2xx %d  other %.2f cores%s"
+                    % (fmt_int(r["rps"]), r["mbs"], r["p99_us"] / 1000, r["us_per_req"], r["non2xx"], r["other"],
+                       "  (ids repeated)" if r["wraps"] and name.startswith("hookgate") else ""))
+    lines = ["# hookgate vs nginx proxy_pass by body size", ""]
+    for k, v in machine_info():
+        lines.append("- **%s**: %s" % (k, v))
+    lines += ["- **load**: `wrk -t%d -c%d -d%ds -s bench/signed.lua`, %d round(s) interleaved, median; bodies are the "
+              "guide's event with `data.items` line items added" % (args.threads, args.connections, args.duration,
+                                                                     args.rounds), "",
+              "| body bytes | peer | req/s | MB/s | p99 ms | CPU µs/req | MB/s ÷ nginx | CPU/req ÷ nginx | non-2xx | other cores |",
+              "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    failed = False
+    for size in sizes:
+        blen = len(body_template(size)) - len("{ID}") + 26
+        med = {}
+        for name in BODY_PEERS:
+            rs = rows.get((blen, name), [])
+            med[name] = {k: median([r[k] for r in rs]) for k in ("rps", "mbs", "us_per_req", "other")}
+            med[name]["p99"] = median([r["p99_us"] / 1000 for r in rs])
+            med[name]["non2xx"] = sum(r["non2xx"] + r["socket_errors"] for r in rs)
+            failed |= not rs or med[name]["non2xx"] > 0.001 * sum(r["requests"] for r in rs)
+        ng = med["nginx-proxy"]
+        for name in BODY_PEERS:
+            m = med[name]
+            lines.append("| %s | %s | %s | %.1f | %.2f | %s | %s | %s | %s | %.2f |" % (
+                fmt_int(blen), name, fmt_int(m["rps"]), m["mbs"], m["p99"], fmt_int(m["us_per_req"]),
+                "%.2f" % (m["mbs"] / ng["mbs"]) if ng["mbs"] else "—",
+                "%.2f" % (m["us_per_req"] / ng["us_per_req"]) if ng["us_per_req"] else "—",
+                fmt_int(m["non2xx"]), m["other"]))
+    lines += ["", "CPU µs/req: the peer's own processes (user + kernel) per answered request; other = cores busy "
+              "with everything else on the machine meanwhile (well above 0: the figures are disturbed).", ""]
+    report = "\n".join(lines)
+    os.makedirs(OUT, exist_ok=True)
+    with open(os.path.join(OUT, "bodies-latest.md"), "w") as f:
+        f.write(report)
+    print(report)
+    log("saved bench/out/bodies-latest.md")
+    return 1 if failed else 0
+
+
+# --------------------------------------------------------------------------- fill mode
+
+def fill(args, ctx, procs):
+    """Latency while the ledger fills from empty to capacity: N distinct events (capacity N) sent
+    once each in steps of --fill-step ids, wrk's latency distribution per step."""
+    n, step = args.ids, args.fill_step
+    ctx.capacity = n
+    lists = EventLists(ctx.workdir, ctx.secret, args.threads)
+    ctx.upstream, ctx.up_port = start_upstream(procs, ctx.workdir)
+    hg, port = start_hookgate(procs, ctx, "hookgate-fill", args.workers, n, ctx.up_port)
+    url = "http://127.0.0.1:%d%s" % (port, PATH)
+    log("fill: %s distinct events to hookgate workers: %s, dedup capacity %s, in steps of %s"
+        % (fmt_int(n), args.workers, fmt_int(n), fmt_int(step)))
+    rows, sent, problems = [], 0, []
+    while sent < n:
+        count = min(step, n - sent)
+        lists.new_timestamp()  # each step signed just before it is sent
+        per = [count // args.threads] * args.threads
+        per[0] += count - sum(per)
+        prefix = lists.write("f%d" % sent, per)
+        done = ["%s.%d.done" % (prefix, t) for t in range(args.threads)]
+        r = run_wrk(procs, url, prefix, int(60 + count / args.min_rate), args.connections, args.threads, "once",
+                    os.path.join(ctx.workdir, "wrk-fill-%d.log" % sent), done_files=done)
+        secs = r["duration_us"] / 1e6
+        rows.append((sent, sent + count, r["answered"] / secs if secs else 0, r))
+        log("  ids %s–%s: %s/s  p50 %.2f ms  p99 %.2f ms  p99.9 %.2f ms  max %.2f ms  non-2xx %d"
+            % (fmt_int(sent), fmt_int(sent + count), fmt_int(rows[-1][2]), r["p50_us"] / 1000, r["p99_us"] / 1000,
+               r["p999_us"] / 1000, r["max_us"] / 1000, r["answered"] - r["answered_2xx"]))
+        for t in range(args.threads):
+            for suffix in ("", ".done"):
+                try:
+                    os.remove("%s.%d%s" % (prefix, t, suffix))
+                except OSError:
+                    pass
+        if r["answered"] != count or r["answered_2xx"] != count:
+            problems.append("ids %d–%d: %d answered, %d 2xx of %d" % (sent, sent + count, r["answered"],
+                                                                      r["answered_2xx"], count))
+            break
+        sent += count
+    lines = ["# hookgate latency while the ledger fills", ""]
+    for k, v in machine_info():
+        lines.append("- **%s**: %s" % (k, v))
+    lines += ["- **setup**: hookgate `workers: %s`, dedup capacity %s, each event sent once with `wrk -t%d -c%d "
+              "-s bench/signed.lua -- LIST once` in steps of %s ids (latency includes the filler requests "
+              "that end each step)" % (args.workers, fmt_int(n), args.threads, args.connections, fmt_int(step)), "",
+              "| ids remembered | events/s | p50 ms | p99 ms | p99.9 ms | max ms |", "|---|---:|---:|---:|---:|---:|"]
+    for a, b, rate, r in rows:
+        lines.append("| %s–%s | %s | %.2f | %.2f | %.2f | %.2f |" % (
+            fmt_int(a), fmt_int(b), fmt_int(rate), r["p50_us"] / 1000, r["p99_us"] / 1000, r["p999_us"] / 1000,
+            r["max_us"] / 1000))
+    if problems:
+        lines += ["", "**PROBLEMS**: " + "; ".join(problems)]
+    lines.append("")
+    report = "\n".join(lines)
+    os.makedirs(OUT, exist_ok=True)
+    with open(os.path.join(OUT, "fill-latest.md"), "w") as f:
+        f.write(report)
+    print(report)
+    log("saved bench/out/fill-latest.md")
+    return 1 if problems else 0
+
+
 # --------------------------------------------------------------------------- main
 
 def main():
@@ -908,13 +1106,22 @@ def main():
                     help="req/s the event list is sized for (ids repeat beyond it; default 60000)")
     ap.add_argument("--capacity", type=int, default=2000000, help="hookgate dedup capacity (default 2000000)")
     ap.add_argument("--memory", action="store_true", help="memory per remembered id instead")
-    ap.add_argument("--ids", type=int, default=1000000, help="--memory: distinct events to deliver (default 1000000)")
+    ap.add_argument("--bodies", action="store_true",
+                    help="body-size mode: hookgate-1 vs nginx-proxy MB/s and CPU/request at --body-sizes")
+    ap.add_argument("--body-sizes", default="16384,262144", help="--bodies: body sizes in bytes (default 16384,262144)")
+    ap.add_argument("--fill", action="store_true",
+                    help="fill mode: latency per --fill-step ids while the ledger fills from empty to --ids")
+    ap.add_argument("--fill-step", type=int, default=100000, help="--fill: ids per measured step (default 100000)")
+    ap.add_argument("--ids", type=int, default=None,
+                    help="--memory, --fill: distinct events to deliver (default 1000000; --fill --quick 300000)")
     ap.add_argument("--workers", default="1", help="--memory: hookgate workers (default 1)")
     ap.add_argument("--min-rate", type=int, default=1000,
                     help="--memory: slowest delivery rate waited for before giving up (default 1000/s)")
     ap.add_argument("--hookgate", default=os.environ.get("HOOKGATE_BIN",
                                                          os.path.join(ROOT, ".build-bench", "release", "hookgate")))
     args = ap.parse_args()
+    if args.ids is None:
+        args.ids = 300000 if args.fill and args.quick else 1000000
     if args.quick:
         args.duration, args.rounds, args.warmup = 2, 1, min(args.warmup, 1)
     args.peers = [p.strip() for p in args.peers.split(",") if p.strip()]
@@ -926,6 +1133,11 @@ def main():
 
     if args.memory:
         bound = memory_bound(args)
+    elif args.fill:
+        bound = 120 + sum(75 + min(args.fill_step, args.ids - k) / args.min_rate
+                          for k in range(0, args.ids, args.fill_step))
+    elif args.bodies:
+        bound = 120 + len(args.body_sizes.split(",")) * args.rounds * len(BODY_PEERS) * (args.warmup + args.duration + 40)
     else:
         bound = 120 + args.rounds * len(args.peers) * (args.warmup + args.duration + 15)
     bound = int(bound)
@@ -956,7 +1168,8 @@ def main():
             % os.getloadavg()[0])
     log("time bound %d s; work files in %s" % (bound, ctx.workdir))
     try:
-        rc = memory(args, ctx, procs) if args.memory else throughput(args, ctx, procs)
+        mode = memory if args.memory else fill if args.fill else bodies if args.bodies else throughput
+        rc = mode(args, ctx, procs)
     except (Timeout, RuntimeError) as e:
         log("bench: %s" % e)
         rc = 2

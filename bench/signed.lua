@@ -135,10 +135,11 @@ function done(summary, latency, requests)
    io.write(string.format(
       'BENCH_JSON {"requests":%d,"duration_us":%d,"bytes":%d,' ..
       '"non2xx":%d,"connect_errors":%d,"read_errors":%d,"write_errors":%d,"timeouts":%d,' ..
-      '"p50_us":%d,"p90_us":%d,"p99_us":%d,"max_us":%d,"mean_us":%.1f,' ..
+      '"p50_us":%d,"p90_us":%d,"p99_us":%d,"p999_us":%d,"max_us":%d,"mean_us":%.1f,' ..
       '"wraps":%d,"answered":%d,"answered_2xx":%d}\n',
       summary.requests, summary.duration, summary.bytes,
       e.status, e.connect, e.read, e.write, e.timeout,
-      latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max, latency.mean,
+      latency:percentile(50), latency:percentile(90), latency:percentile(99), latency:percentile(99.9),
+      latency.max, latency.mean,
       t_wraps, t_answered, t_ok))
 end

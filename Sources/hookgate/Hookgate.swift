@@ -9,38 +9,58 @@ struct Hookgate: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hookgate",
         abstract: "A webhook verification gateway: verifies, de-duplicates and forwards signed events.",
-        subcommands: [Serve.self, Check.self, Sign.self, Demo.self, Subscribe.self, Subscriptions.self, Unsubscribe.self]
+        version: Version.text,
+        subcommands: [Serve.self, Check.self, Sign.self, Demo.self, Version.self, Subscribe.self, Subscriptions.self, Unsubscribe.self]
     )
-}
-
-/// Loads the file or prints every problem and exits 1.
-func loadOrExit(_ path: String) throws -> Configuration {
-    switch ConfigurationFile.load(path: path) {
-    case .success(let configuration):
-        return configuration
-    case .failure(let problems):
-        for problem in problems.problems { printError(problem.description) }
-        throw ExitCode(1)
-    }
 }
 
 func printError(_ text: String) {
     FileHandle.standardError.write(Data((text + "\n").utf8))
 }
 
+/// `--config PATH` (`-` for standard input), else `HOOKGATE_CONFIG`.
+struct ConfigurationOption: ParsableArguments {
+    @Option(help: "Path of the YAML configuration file, - for standard input (default: $HOOKGATE_CONFIG).")
+    var config: String?
+
+    func path() throws -> String {
+        if let config { return config }
+        if let named = ProcessInfo.processInfo.environment["HOOKGATE_CONFIG"], !named.isEmpty { return named }
+        printError("no configuration: pass --config PATH (- for standard input) or set HOOKGATE_CONFIG")
+        throw ExitCode(2)
+    }
+}
+
+extension Logger.Level {
+    init(_ level: LogLevel) {
+        switch level {
+        case .debug: self = .debug
+        case .info: self = .info
+        case .warn: self = .warning
+        case .error: self = .error
+        }
+    }
+}
+
 struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run the gateway (SIGTERM or Ctrl-C drains and stops it).")
 
-    @Option(help: "Path of the YAML configuration file.")
-    var config: String
+    @OptionGroup var options: ConfigurationOption
 
     func run() throws {
-        LoggingSystem.bootstrap(JSONLogHandler.init)
+        let path = try options.path()
         // A SIGHUP that arrives before the reload handler is installed must not end the process.
         signal(SIGHUP, SIG_IGN)
+        let loaded = ConfigurationFile.load(path: path)
+        let level = Logger.Level((try? loaded.get())?.logLevel ?? .info)
+        LoggingSystem.bootstrap { label in
+            var handler = JSONLogHandler(label: label)
+            handler.logLevel = level
+            return handler
+        }
         let log = Logger(label: "hookgate")
         let configuration: Configuration
-        switch ConfigurationFile.load(path: config) {
+        switch loaded {
         case .success(let c): configuration = c
         case .failure(let problems):
             for problem in problems.problems {
@@ -48,9 +68,11 @@ struct Serve: ParsableCommand {
             }
             throw ExitCode(1)
         }
-        warnAboutLiteralSecrets(configuration, log: log)
+        for warning in ConfigurationWarning.all(for: configuration) {
+            log.warning("\(warning.message)", metadata: ["key": .string(warning.key)])
+        }
         do {
-            let gateway = try Gateway(configuration: configuration, configurationPath: config)
+            let gateway = try Gateway(configuration: configuration, configurationPath: path)
             try gateway.start()
             gateway.handleSignals()
             gateway.wait()
@@ -61,31 +83,58 @@ struct Serve: ParsableCommand {
     }
 }
 
-func warnAboutLiteralSecrets(_ configuration: Configuration, log: Logger) {
-    for (i, route) in configuration.routes.enumerated() {
-        for (j, destination) in route.destinations.enumerated() where destination.upstream.tlsInsecureSkipVerify {
-            let key = route.isFanOut ? "routes[\(i)].destinations[\(j)].upstream" : "routes[\(i)].upstream"
-            log.warning("upstream certificate verification is off; anyone on the path can read and change events",
-                        metadata: ["key": .string("\(key).tls_insecure_skip_verify")])
-        }
-    }
-    for (i, route) in configuration.routes.enumerated() {
-        for (j, secret) in route.verify.secrets.enumerated() where secret.origin == .literal {
-            log.warning("secret written in the configuration file; use env or file outside tests",
-                        metadata: ["key": .string("routes[\(i)].verify.secrets[\(j)]")])
+struct Check: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Validate a configuration file: list every problem, and the warnings serve would log.")
+
+    @OptionGroup var options: ConfigurationOption
+
+    func run() throws {
+        switch ConfigurationFile.load(path: try options.path()) {
+        case .success(let configuration):
+            for warning in ConfigurationWarning.all(for: configuration) {
+                printError("warning: \(warning.key): \(warning.message)")
+            }
+            do {
+                try checkLedgerStore(configuration)
+            } catch {
+                printError("\(error)")
+                throw ExitCode(1)
+            }
+            print("configuration is valid")
+        case .failure(let problems):
+            for problem in problems.problems { printError(problem.description) }
+            throw ExitCode(1)
         }
     }
 }
 
-struct Check: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Validate a configuration file and list every problem.")
+struct Version: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print the version (as --version does).")
+    static let text = "hookgate \(HookgateVersion.current)"
 
-    @Option(help: "Path of the YAML configuration file.")
-    var config: String
+    func run() { print(Self.text) }
+}
+
+/// `hookgate demo`: the gateway in front of a built-in echo upstream (HookgateServer's GatewayDemo).
+struct Demo: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Start the gateway with a built-in echo upstream and show a signed, a tampered and a duplicate event.")
+
+    @Option(help: "Configuration to start from (listen and upstream are replaced by local ones). Default: conf/hookgate.yaml if present, else a built-in one.")
+    var config: String?
+
+    @Flag(help: "Also print the gateway's JSON log lines.")
+    var verbose = false
 
     func run() throws {
-        _ = try loadOrExit(config)
-        print("configuration is valid")
+        LoggingSystem.bootstrap { label in
+            var handler = JSONLogHandler(label: label)
+            handler.logLevel = verbose ? .info : .critical
+            return handler
+        }
+        let status = GatewayDemo.run(configPath: config, accessLog: verbose)
+        if status != 0 { throw ExitCode(status) }
     }
 }
 

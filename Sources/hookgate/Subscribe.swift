@@ -200,7 +200,13 @@ struct Subscribe: ParsableCommand {
         guard let fromConfig, let route else {
             return EventFilter(exclude: exclude, include: include, patterns: patterns, productGroups: productGroups)
         }
-        let configuration = try loadOrExit(fromConfig)
+        let configuration: Configuration
+        switch ConfigurationFile.load(path: fromConfig) {
+        case .success(let c): configuration = c
+        case .failure(let problems):
+            for problem in problems.problems { printError(problem.description) }
+            throw ExitCode(1)
+        }
         guard let found = configuration.routes.first(where: { $0.name == route }) else {
             printError("no route named \"\(route)\" in \(fromConfig) (routes: \(configuration.routes.map(\.name).joined(separator: ", ")))")
             throw ExitCode(1)

@@ -115,6 +115,44 @@ private func loaded(_ yaml: String) throws -> Configuration {
     try ConfigurationLoader.load(yaml: yaml, environment: environment).get()
 }
 
+/// An inline secret that must never appear in a problem's text.
+private let inlineSecret = "inline-Secret-Q7vX2mK9pL4wR8tZ-0123456789"
+
+/// A file Yams cannot read at all (or that is not UTF-8), and the line:column its problem names.
+struct UnreadableFileCase: Sendable, CustomTestStringConvertible {
+    var testDescription: String
+    var bytes: [UInt8]
+    var position: String
+}
+
+private func secretRoute(_ upstream: String = "url: http://127.0.0.1:3000/webhooks/vecu") -> String {
+    route(verify: "scheme: vecu\nsecrets:\n  - value: \(inlineSecret)", upstream: upstream)
+}
+
+private let unreadableFileCases: [UnreadableFileCase] = [
+    .init(testDescription: "repeated top-level key", bytes: Array((secretRoute() + "\nlisten: 127.0.0.1:8080\nlisten: 127.0.0.1:8081\n").utf8),
+          position: "first at 11:1, again at 12:1"),
+    .init(testDescription: "repeated nested key", bytes: Array(secretRoute("url: http://127.0.0.1:3000/x\ntimeout: 10s\ntimeout: 20s").utf8),
+          position: "first at 10:7, again at 11:7"),
+    .init(testDescription: "repeated value: of a secret",
+          bytes: Array(route(verify: "scheme: vecu\nsecrets:\n  - value: \(inlineSecret)\n    value: \(inlineSecret)x").utf8),
+          position: "first at 7:11, again at 8:11"),
+    .init(testDescription: "tab indentation", bytes: Array(secretRoute().replacing("    url:", with: "\turl:").utf8),
+          position: "9:3"),
+    .init(testDescription: "unterminated quote",
+          bytes: Array(secretRoute().replacing("path: /webhooks/vecu", with: "path: \"/webhooks/vecu").utf8),
+          position: "while scanning a quoted scalar at 3:11"),
+    .init(testDescription: "invalid UTF-8 byte", bytes: Array("routes:\n  - name: ve".utf8) + [0xC3, 0x28] + Array("cu\n    verify: {value: \(inlineSecret)}\n".utf8),
+          position: "2:13"),
+    .init(testDescription: "binary file (PNG header)", bytes: [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 0x0D] + Array(inlineSecret.utf8),
+          position: "1:1"),
+    .init(testDescription: "binary file (ELF header, valid UTF-8 with control bytes)",
+          bytes: [0x7F, 0x45, 0x4C, 0x46, 0x02, 0x01, 0x01, 0x00] + Array(inlineSecret.utf8) + [0x00, 0x01],
+          position: "at 1:1: control characters"),
+    .init(testDescription: "NUL byte after a secret", bytes: Array(secretRoute().utf8) + Array("    ca_fil".utf8) + [0] + Array("e: /x\n".utf8),
+          position: "at 10:11: control characters"),
+]
+
 /// A configuration with something wrong: the keys the problems must name, in order, and part
 /// of the first problem's message.
 struct ProblemCase: Sendable, CustomTestStringConvertible {
@@ -175,8 +213,8 @@ private let problemCases: [ProblemCase] = [
     problem("secret given as a bare string", verifyWithSecrets("- \(secret32)"), ["routes[0].verify.secrets[0]"], "expected a mapping"),
     problem("second of two secrets missing", verifyWithSecrets("- env: VECU_WEBHOOK_SECRET\n- env: NOT_SET"),
             ["routes[0].verify.secrets[1]"], "NOT_SET is not set"),
-    problem("unknown scheme", route(verify: "scheme: github\nsecrets:\n  - env: VECU_WEBHOOK_SECRET"), ["routes[0].verify.scheme"],
-            "unknown scheme \"github\" (known: vecu)"),
+    problem("unknown scheme", route(verify: "scheme: gitlab\nsecrets:\n  - env: VECU_WEBHOOK_SECRET"), ["routes[0].verify.scheme"],
+            "unknown scheme \"gitlab\" (known: vecu, standard-webhooks, stripe, github, slack, shopify, hmac)"),
     problem("scheme name is case-sensitive", route(verify: "scheme: VECU\nsecrets:\n  - env: VECU_WEBHOOK_SECRET"),
             ["routes[0].verify.scheme"], "unknown scheme"),
     problem("tolerance above 24h", route(verify: "scheme: vecu\nsecrets:\n  - env: VECU_WEBHOOK_SECRET\ntolerance: 25h"),
@@ -421,6 +459,21 @@ struct ConfigurationLoaderTests {
         #expect(found.first?.message.contains("expected a number from 1 to 1024 or \"auto\"") == true)
     }
 
+    @Test(arguments: [("debug", LogLevel.debug), ("info", .info), ("warn", .warn), ("error", .error)] as [(String, LogLevel)])
+    func logLevelAccepted(_ text: String, _ expected: LogLevel) throws {
+        #expect(try loaded(configYAML(top: "log_level: \(text)\n")).logLevel == expected)
+    }
+
+    @Test func logLevelDefaultsToInfo() throws {
+        #expect(try loaded(configYAML()).logLevel == .info)
+    }
+
+    @Test(arguments: ["warning", "INFO", "Debug", "trace", "\"\"", "[info]", "\"info \""])
+    func logLevelRejected(_ text: String) {
+        let found = problems(configYAML(top: "log_level: \(text)\n"))
+        #expect(found.map(\.key) == ["log_level"], "\(found)")
+    }
+
     @Test func workerCountResolves() {
         #expect(WorkerCount.auto.resolved(cores: 8) == 8)
         #expect(WorkerCount.auto.resolved(cores: 0) == 1)
@@ -475,7 +528,7 @@ struct ConfigurationLoaderTests {
           - name: vecu
             path: /webhooks/other
             verify:
-              scheme: hmac
+              scheme: hmac-sha1
               secrets:
                 - value: short
             upstream:
@@ -509,19 +562,41 @@ struct ConfigurationLoaderTests {
         #expect(found.allSatisfy { $0.message.contains("routes[0]") })
     }
 
-    /// Yams refuses repeated keys while parsing, so the whole file is reported, naming the key in
-    /// the message.
+    /// Yams refuses repeated keys while parsing; the problem names the key and both positions.
     @Test func duplicateYAMLKeyIsAProblem() {
         let found = problems("listen: 127.0.0.1:8080\nlisten: 0.0.0.0:9090\n" + configYAML())
         #expect(found.count == 1, "\(found)")
-        #expect(found.first?.message.contains("not valid YAML") == true)
-        #expect(found.first?.message.contains("duplicated key(s): 'listen'") == true, "\(found)")
+        #expect(found.first?.message == "key \"listen\" appears more than once in one mapping (first at 1:1, again at 2:1)", "\(found)")
     }
 
     @Test func duplicateNestedYAMLKeyIsAProblem() {
         let found = problems(upstreamWith("timeout: 10s\ntimeout: 20s"))
         #expect(found.count == 1, "\(found)")
-        #expect(found.first?.message.contains("duplicated key(s): 'timeout'") == true, "\(found)")
+        #expect(found.first?.message.hasPrefix("key \"timeout\" appears more than once") == true, "\(found)")
+    }
+
+    @Test(arguments: unreadableFileCases)
+    func unreadableFileProblemNamesThePositionAndQuotesNothing(_ c: UnreadableFileCase) throws {
+        let found: [ConfigurationProblem]
+        switch ConfigurationLoader.load(bytes: c.bytes, environment: environment) {
+        case .success: found = []
+        case .failure(let failure): found = failure.problems
+        }
+        try #require(found.count == 1, "\(found)")
+        let text = found[0].description
+        #expect(text.contains(c.position), "\(text)")
+        #expect(!text.contains(inlineSecret))
+        #expect(!text.contains(String(inlineSecret.prefix(8))))
+        // No line of the document, nor any 8-character run of it, appears in the message.
+        let document = String(decoding: c.bytes, as: UTF8.self)
+        for line in document.split(whereSeparator: \.isNewline) {
+            let trimmed = line.trimmingPrefix(while: { $0 == " " || $0 == "-" || $0 == "\t" })
+            guard trimmed.count >= 8 else { continue }
+            for start in 0...(trimmed.count - 8) {
+                let window = trimmed.dropFirst(start).prefix(8)
+                #expect(!text.contains(window), "message quotes \"\(window)\": \(text)")
+            }
+        }
     }
 
     @Test func httpsUpstreamLoads() throws {

@@ -262,6 +262,26 @@ struct DeliveryLedgerTests {
         #expect(EventKey(source: "a", id: "b") != EventKey(source: "b", id: "a"))
     }
 
+    /// The index grows in steps (two tables while entries move over): every id delivered so far
+    /// stays a duplicate at every point of the growth, and the old table empties.
+    @Test func everyIDStaysFoundWhileTheIndexGrows() {
+        let ledger = Ledger(capacity: 10_000, ttlMilliseconds: 1_000_000)
+        let ids = (0..<1_400).map { "evt-\($0)" }
+        var checksWhileGrowing = 0
+        for (i, id) in ids.enumerated() {
+            deliver(ledger, [id], start: Int64(i))
+            guard ledger.indexIsGrowing || i % 101 == 0 else { continue }
+            if ledger.indexIsGrowing { checksWhileGrowing += 1 }
+            for earlier in ids[...i] where ledger.claim(key(earlier), now: Int64(i)) != .delivered {
+                Issue.record("\(earlier) forgotten after delivering \(id)")
+                return
+            }
+        }
+        #expect(checksWhileGrowing > 0, "the ids must cross a growth of the index")
+        #expect(!ledger.indexIsGrowing, "the growth must finish")
+        #expect(ledger.count == ids.count)
+    }
+
     /// Slots freed by eviction and expiry are reused without mixing up entries.
     @Test func longRunKeepsExactlyTheMostRecent() {
         let capacity = 16
@@ -274,6 +294,81 @@ struct DeliveryLedgerTests {
             let expected: Ledger.Claim = i >= ids.count - capacity ? .delivered : .forward
             #expect(ledger.claim(key(id), now: 500) == expected, "\(id)")
         }
+    }
+}
+
+/// `restore`: ids loaded from a durable store at start-up, oldest first, with their expiry.
+@Suite("Delivery ledger restored from a store")
+struct DeliveryLedgerRestoreTests {
+    typealias Ledger = DeliveryLedger<Int>
+
+    func key(_ id: String) -> EventKey { EventKey(source: "vecu.custody-service", id: id) }
+
+    /// An id restored at 1000 with `expiresAt` (ttl 10s), then claimed `probe` ms later.
+    struct Case: CustomTestStringConvertible, Sendable {
+        let name: String
+        let expiresAt: Int64
+        let probe: Int64
+        let duplicate: Bool
+        var testDescription: String { name }
+    }
+
+    static let cases: [Case] = [
+        Case(name: "live id is a duplicate", expiresAt: 1_500, probe: 100, duplicate: true),
+        Case(name: "live id is forgotten at its expiry", expiresAt: 1_500, probe: 500, duplicate: false),
+        Case(name: "already expired is ignored", expiresAt: 1_000, probe: 0, duplicate: false),
+        Case(name: "expiry beyond one ttl is cut to it", expiresAt: 1_000_000, probe: 10_000, duplicate: false),
+        Case(name: "expiry of exactly one ttl is kept", expiresAt: 11_000, probe: 9_999, duplicate: true),
+    ]
+
+    @Test(arguments: cases)
+    func expiry(_ c: Case) {
+        let ledger = Ledger(capacity: 10, ttlMilliseconds: 10_000)
+        ledger.restore(key("a"), expiresAt: c.expiresAt, now: 1_000)
+        #expect(ledger.claim(key("a"), now: 1_000 + c.probe) == (c.duplicate ? .delivered : .forward))
+    }
+
+    @Test func loadedOldestFirstKeepsTheNewestWithinCapacity() {
+        let ledger = Ledger(capacity: 3, ttlMilliseconds: 10_000)
+        let ids = (0..<5).map { "e\($0)" }
+        for (i, id) in ids.enumerated() { ledger.restore(key(id), expiresAt: 5_000 + Int64(i), now: 0) }
+        #expect(ledger.count == 3)
+        #expect(ledger.evictions == 0, "loading more than fits is not counted as evictions")
+        // A delivery in this process evicts the least recently used restored id: e2.
+        #expect(ledger.claim(key("new"), now: 1) == .forward)
+        ledger.finish(key("new"), delivered: true, now: 1)
+        #expect(ledger.evictions == 1)
+        for (id, expected) in [("e0", Ledger.Claim.forward), ("e1", .forward), ("e2", .forward), ("e3", .delivered),
+                               ("e4", .delivered), ("new", .delivered)] {
+            #expect(ledger.claim(key(id), now: 2) == expected, "\(id)")
+        }
+    }
+
+    @Test func restoringAnIDTwiceKeepsOneEntryWithTheLaterPosition() {
+        let ledger = Ledger(capacity: 2, ttlMilliseconds: 10_000)
+        ledger.restore(key("a"), expiresAt: 5_000, now: 0)
+        ledger.restore(key("b"), expiresAt: 5_000, now: 0)
+        ledger.restore(key("a"), expiresAt: 6_000, now: 0)
+        #expect(ledger.count == 2)
+        ledger.restore(key("c"), expiresAt: 6_000, now: 0)
+        #expect(ledger.claim(key("b"), now: 1) == .forward, "b was the least recently used")
+        #expect(ledger.claim(key("a"), now: 1) == .delivered)
+        #expect(ledger.claim(key("c"), now: 1) == .delivered)
+    }
+
+    @Test func restoredIDsCompareByBytes() {
+        let ledger = Ledger(capacity: 10, ttlMilliseconds: 10_000)
+        ledger.restore(key("caf\u{E9}"), expiresAt: 5_000, now: 0)  // NFC
+        #expect(ledger.claim(key("cafe\u{301}"), now: 1) == .forward, "NFD is another id")
+        #expect(ledger.claim(key("caf\u{E9}"), now: 1) == .delivered)
+    }
+
+    @Test func anIDInFlightIsNotRestored() {
+        let ledger = Ledger(capacity: 10, ttlMilliseconds: 10_000)
+        #expect(ledger.claim(key("a"), now: 0) == .forward)
+        ledger.restore(key("a"), expiresAt: 5_000, now: 0)
+        #expect(ledger.count == 0)
+        #expect(ledger.claim(key("a"), now: 1) == .inFlight)
     }
 }
 
@@ -324,19 +419,34 @@ struct DeliveryLedgerModelTests {
 
     @Test(arguments: [1, 7, 64], [UInt64(1), 2, 3])
     func matchesTheModel(capacity: Int, seed: UInt64) {
+        _ = run(capacity: capacity, seed: seed, keys: 150, ttl: 500)
+    }
+
+    /// Enough distinct live ids that the index grows several times, with expiries, evictions and
+    /// duplicate hits landing while entries are still being moved from the old table to the new.
+    @Test(arguments: [UInt64(4), 5])
+    func matchesTheModelWhileTheIndexGrows(seed: UInt64) {
+        let growingSteps = run(capacity: 600, seed: seed, keys: 2_000, ttl: 2_000)
+        #expect(growingSteps > 100, "the run must exercise the two-table state")
+    }
+
+    /// The random run; returns how many steps found the index between two tables.
+    func run(capacity: Int, seed: UInt64, keys: UInt64, ttl: Int64) -> Int {
         var rng = SplitMix(seed: seed)
-        let ledger = DeliveryLedger<Int>(capacity: capacity, ttlMilliseconds: 500)
-        let model = Model(capacity: capacity, ttl: 500)
+        let ledger = DeliveryLedger<Int>(capacity: capacity, ttlMilliseconds: ttl)
+        let model = Model(capacity: capacity, ttl: ttl)
         var now: Int64 = 0
+        var growingSteps = 0
         for step in 0..<20_000 {
+            if ledger.indexIsGrowing { growingSteps += 1 }
             now += Int64(rng.next() % 7)
-            let n = Int(rng.next() % 150)
+            let n = Int(rng.next() % keys)
             // long ids make the arena grow and compact; two sources share ids
             let key = EventKey(source: n % 3 == 0 ? "s" : "source-\(n % 2)", id: "event-\(n)-" + String(repeating: "x", count: n % 40))
             let expected = model.claim(key, now: now)
             let got = ledger.claim(key, now: now)
             #expect(got == expected, "step \(step): \(key) got \(got), expected \(expected)")
-            if got != expected { return }
+            if got != expected { return growingSteps }
             if got == .forward {
                 let delivered = rng.next() % 4 != 0
                 model.finish(key, delivered: delivered, now: now)
@@ -344,6 +454,7 @@ struct DeliveryLedgerModelTests {
             }
             #expect(ledger.count == model.order.count)
         }
+        return growingSteps
     }
 
     struct SplitMix {

@@ -145,7 +145,7 @@ private func problems(_ text: String) -> [ConfigurationProblem] {
         .init(testDescription: "product group badly named", yaml: yaml(groups: "product_groups:\n  \"CUSTODY-SDK\": [\"a.*\"]\n", route: dest),
               key: "product_groups.CUSTODY-SDK", message: "group name"),
         .init(testDescription: "product group repeated", yaml: yaml(groups: "product_groups:\n  G: [\"a.*\"]\n  G: [\"b.*\"]\n", route: dest),
-              key: "", message: "duplicated key"),
+              key: "", message: "appears more than once in one mapping"),
         .init(testDescription: "product groups not a mapping", yaml: yaml(groups: "product_groups: [G]\n", route: dest),
               key: "product_groups", message: "expected a mapping"),
     ]
@@ -154,5 +154,22 @@ private func problems(_ text: String) -> [ConfigurationProblem] {
     func problemNamesItsKey(_ c: Problem) {
         let found = problems(c.yaml)
         #expect(found.contains { $0.key == c.key && $0.message.contains(c.message) }, "\(found)")
+    }
+
+    /// Only `vecu` events carry a type: a filter on another scheme's route would miss every event.
+    @Test(arguments: ["exclude: [a.b]", "include: [a.b]", "patterns: [\"a.*\"]", "product_groups: [CUSTODY_SDK]"])
+    func filterOnARouteWithoutEventTypesIsAProblem(_ filter: String) {
+        let text = yaml(route: "destinations:\n  - name: a\n    upstream: {url: http://a:1/}\n  - name: b\n    filter: {\(filter)}\n    upstream: {url: http://b:1/}")
+            .replacingOccurrences(of: "scheme: vecu", with: "scheme: github")
+        let found = problems(text)
+        #expect(found.contains { $0.key == "routes[0].destinations[1].filter" && $0.message.contains("only vecu events carry") }, "\(found)")
+        #expect(found.count == 1, "\(found)")
+    }
+
+    @Test func destinationsWithoutFiltersLoadOnARouteWithoutEventTypes() throws {
+        let text = yaml(route: "destinations:\n  - name: a\n    upstream: {url: http://a:1/}\n  - name: b\n    upstream: {url: http://b:1/}")
+            .replacingOccurrences(of: "scheme: vecu", with: "scheme: github")
+        let route = try ConfigurationLoader.load(yaml: text, environment: environment).get().routes[0]
+        #expect(route.destinations.map(\.filter) == [.everything, .everything])
     }
 }

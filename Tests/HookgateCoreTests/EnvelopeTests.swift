@@ -355,6 +355,35 @@ struct EnvelopeTests {
         #expect((try? result.get())?.type == "custody.vehicle.released")
     }
 
+    /// Strings are skipped 8 bytes at a time up to the first byte needing a check: whatever its
+    /// offset in the word (and in runs shorter than a word), a control character, a stray byte
+    /// or a truncated sequence is still refused, and a valid sequence or escape still accepted.
+    @Test(arguments: 0..<18)
+    func everyOffsetOfASpecialByteInAStringIsChecked(_ offset: Int) {
+        let plain = Array(repeating: UInt8(ascii: "a"), count: offset)
+        let tail = Array(repeating: UInt8(ascii: "z"), count: 11)
+        for raw: [UInt8] in [[0x00], [0x1F], [0x0A], [0x80], [0xFF], [0xC3], [0xE2, 0x82], [0xED, 0xA0, 0x80], [0xC0, 0xAF]] {
+            if case .success = parse(withRawData(plain + raw + tail)) {
+                Issue.record("accepted \(raw) after \(offset) plain bytes")
+            }
+        }
+        for (raw, decoded) in [([UInt8(0xC3), 0xA9], "é"), ([0xE2, 0x82, 0xAC], "€"), ([0xF0, 0x9F, 0x98, 0x80], "😀"),
+                               (Array(#"\n"#.utf8), "\n"), (Array(#"\""#.utf8), "\""), (Array(#"\u0041"#.utf8), "A"),
+                               ([0x7E], "~"), ([0x20], " ")] {
+            let id = String(decoding: plain, as: UTF8.self) + decoded + String(decoding: tail, as: UTF8.self)
+            let got = parse(withRawID(plain + raw + tail))
+            if decoded == "\n" {  // decoded, then refused: CloudEvents forbids control characters in the id
+                if case .success = got { Issue.record("accepted a newline in the id after \(offset)") }
+            } else {
+                #expect(got == .success(CloudEventEnvelope(id: id, source: "s", type: "t")), "\(raw) after \(offset)")
+            }
+            #expect((try? parse(withRawData(plain + raw + tail)).get())?.id == "evt-1", "\(raw) in data after \(offset)")
+        }
+        // an unterminated string ending at every offset
+        let open = Array(#"{"id":"x","source":"s","type":"t","specversion":"1.0","data":""#.utf8) + plain
+        if case .success = parse(open) { Issue.record("accepted an unterminated string of \(offset) bytes") }
+    }
+
     /// Every proper prefix of a valid body is refused (no read past the end, no partial accept).
     @Test func everyTruncationIsRejected() {
         let body = Array(guideExample.utf8)

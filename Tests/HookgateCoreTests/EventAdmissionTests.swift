@@ -104,9 +104,10 @@ struct EventAdmissionTests {
             )
         }
         switch result {
-        case .success(let envelope):
+        case .success(let event):
             #expect(c.expected == nil, "admitted")
-            #expect(envelope == CloudEventEnvelope(id: "evt-1", source: "vecu.custody-service", type: "custody.vehicle.released"))
+            #expect(event == AdmittedEvent(id: "evt-1", type: "custody.vehicle.released", source: "vecu.custody-service",
+                                           verifiedBy: "hmac-sha256"))
         case .failure(let rejection):
             #expect(rejection.reason == c.expected)
         }

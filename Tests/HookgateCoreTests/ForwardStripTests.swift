@@ -5,10 +5,11 @@ import Testing
 /// would let them through, and what a trusted proxy may keep.
 @Suite("Forward strip rules")
 struct ForwardStripTests {
-    static let envelope = CloudEventEnvelope(id: "evt-1", source: "vecu.custody-service", type: "custody.vehicle.released")
+    static let event = AdmittedEvent(id: "evt-1", type: "custody.vehicle.released", source: "vecu.custody-service",
+                                     verifiedBy: "hmac-sha256")
 
     static func built(_ inbound: [(String, String)], trusted: Bool = false) -> [(name: String, value: String)] {
-        let context = ForwardedHeaders.Context(clientAddress: "127.0.0.1", scheme: "http", requestID: "r-1", envelope: envelope,
+        let context = ForwardedHeaders.Context(clientAddress: "127.0.0.1", scheme: "http", requestID: "r-1", event: event,
                                                peerTrusted: trusted)
         return ForwardedHeaders.build(inbound: HeaderList([("Host", "gw.example")] + inbound), context: context, addHeaders: [])
     }

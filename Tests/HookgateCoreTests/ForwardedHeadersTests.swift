@@ -4,9 +4,10 @@ import Testing
 /// The header set sent upstream, built from a realistic inbound request.
 @Suite("Forwarded headers")
 struct ForwardedHeadersTests {
-    static let envelope = CloudEventEnvelope(id: "evt-1", source: "vecu.custody-service", type: "custody.vehicle.released")
+    static let event = AdmittedEvent(id: "evt-1", type: "custody.vehicle.released", source: "vecu.custody-service",
+                                     verifiedBy: "hmac-sha256")
     static var context: ForwardedHeaders.Context {
-        ForwardedHeaders.Context(clientAddress: "10.0.0.5", scheme: "http", requestID: "req-gateway-1", envelope: envelope)
+        ForwardedHeaders.Context(clientAddress: "10.0.0.5", scheme: "http", requestID: "req-gateway-1", event: event)
     }
 
     static let inbound: [(name: String, value: String)] = [
@@ -146,7 +147,7 @@ struct ForwardedHeadersTests {
     @Test func unsafeEnvelopeValuesAreReplacedInTheHeaders() {
         let context = ForwardedHeaders.Context(
             clientAddress: "10.0.0.5", scheme: "http", requestID: "r",
-            envelope: CloudEventEnvelope(id: "evt\r\nX-Evil: 1", source: "s", type: "t\u{0}ype"))
+            event: AdmittedEvent(id: "evt\r\nX-Evil: 1", type: "t\u{0}ype", source: "s", verifiedBy: "hmac-sha256"))
         let out = Self.built(inbound: [], context: context, addHeaders: [])
         #expect(Self.values(out, "X-Hookgate-Event-Id") == ["evt??X-Evil: 1"])
         #expect(Self.values(out, "X-Hookgate-Event-Type") == ["t?ype"])

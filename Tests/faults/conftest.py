@@ -2,7 +2,9 @@
 
 Reuses the integration suite's helpers (Tests/integration/conftest.py, loaded under another
 module name so both suites can be collected) and adds an upstream that can be SIGKILLed and
-restarted on the same port, keeping its records in an append-only JSON-lines file.
+restarted on the same port, keeping its records in an append-only JSON-lines file; for the
+multi-replica scenarios, a real redis-server (redis_server) and restartable hookgate replicas
+(replica_group), built in replicas.py.
 
 Run: HOOKGATE_BIN=.build/debug/hookgate python3 -m pytest -q -s Tests/faults
 """
@@ -127,3 +129,39 @@ def recording_upstream(tmp_path):
     yield start
     for u in ups:
         u.stop()
+
+
+# ---- the multi-replica scenarios (Tests/faults/test_redis_replicas.py, harness in replicas.py)
+tls_material = integration.tls_material
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    """Factory: redis_server(tls=None, acl=False, persist=False) -> a running replicas.RedisServer
+    on a free loopback port; killed at teardown. Skips only when redis-server is not installed
+    (.ci/run installs it, so CI never skips)."""
+    import replicas
+    if not replicas.is_redis_available():
+        pytest.skip("redis-server is not installed")
+    servers = []
+
+    def start(**kw):
+        r = replicas.RedisServer(tmp_path, **kw)
+        servers.append(r)
+        return r
+
+    yield start
+    for r in servers:
+        r.stop()
+
+
+@pytest.fixture
+def replica_group(hookgate_bin, tmp_path):
+    """A replicas.ReplicaGroup; every replica it started is stopped at teardown, and one that died
+    during the test without being killed by it fails the test."""
+    import replicas
+    group = replicas.ReplicaGroup(hookgate_bin, tmp_path)
+    yield group
+    dead = group.stop()
+    if dead:
+        pytest.fail("\n".join(dead), pytrace=False)

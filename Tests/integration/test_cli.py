@@ -126,7 +126,7 @@ def _mut_dup_paths(cfg, tmp):
 
 
 def _mut_scheme(cfg, tmp):
-    cfg["routes"][0]["verify"]["scheme"] = "stripe"
+    cfg["routes"][0]["verify"]["scheme"] = "gitlab"
 
 
 INVALID = [
@@ -168,7 +168,7 @@ def test_check_missing_env_secret_message(run_cli, tmp_path):
 def test_check_reports_each_problem_on_its_own_line(run_cli, tmp_path):
     cfg = make_config(18080, [
         make_route("http://127.0.0.1:3000/a", name="a", path="/a", timeout="31s"),
-        make_route("http://127.0.0.1:3000/b", name="b", path="/b", scheme="github"),
+        make_route("http://127.0.0.1:3000/b", name="b", path="/b", scheme="gitlab"),
     ])
     res = run_cli(["check", "--config", write(tmp_path, cfg)])
     out = out_of(res)

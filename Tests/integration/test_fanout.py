@@ -209,3 +209,76 @@ routes:
     assert "routes[0].destinations[0].filter.patterns[0]: an empty pattern" in r.stderr + r.stdout
     assert "routes[0].destinations[0].filter.product_groups[0]: unknown product group \"BILLING_SDK\"" in r.stderr + r.stdout
     assert "routes[0].destinations[1].name: duplicate destination name \"a\"" in r.stderr + r.stdout
+
+
+GITHUB_SECRET = "fan-out-github-secret"
+
+
+def github_post(g, body, delivery=None):
+    import hashlib
+    import hmac
+
+    import requests
+    headers = {"Content-Type": "application/json", "X-GitHub-Event": "push",
+               "X-Hub-Signature-256": "sha256=" + hmac.new(GITHUB_SECRET.encode(), body, hashlib.sha256).hexdigest()}
+    if delivery is not None:
+        headers["X-GitHub-Delivery"] = delivery
+    return requests.post(g.url(), data=body, headers=headers, timeout=30)
+
+
+def test_event_without_id_reaches_every_destination_every_time(start_gateway, start_upstream):
+    a, b = start_upstream(), start_upstream()
+    route = fanout_route([dest("a", a), dest("b", b)], name="repo")
+    route["verify"] = {"scheme": "github", "secrets": [{"value": GITHUB_SECRET}]}
+    g = start_gateway([route])
+    body = b'{"zen":"Keep it logically awesome."}'
+    # No X-GitHub-Delivery: no id, so no dedup; each copy goes to both destinations.
+    for _ in range(2):
+        r = github_post(g, body)
+        assert r.status_code == 200, r.text
+        assert r.json() == {"destinations": {"a": "delivered", "b": "delivered"}}
+    assert a.count() == 2 and b.count() == 2
+    for up, name in ((a, "a"), (b, "b")):
+        rec = up.records()[-1]
+        assert record_headers(rec, "X-Hookgate-Destination") == [name]
+        assert record_headers(rec, "X-Hookgate-Event-Id") == []
+    # With an id, each destination de-duplicates it in its own ledger.
+    assert github_post(g, body, delivery="d-1").json() == {"destinations": {"a": "delivered", "b": "delivered"}}
+    assert github_post(g, body, delivery="d-1").json() == {"destinations": {"a": "duplicate", "b": "duplicate"}}
+    assert a.count() == 3 and b.count() == 3
+
+
+def test_check_warns_about_each_destination_that_skips_verification_and_refuses_filters_without_types(run_cli, tmp_path):
+    cfg = tmp_path / "skip.yaml"
+    cfg.write_text("""
+listen: 127.0.0.1:0
+routes:
+  - name: vecu
+    path: /a
+    verify: {scheme: vecu, secrets: [{env: VECU_WEBHOOK_SECRET}]}
+    destinations:
+      - name: checked
+        upstream: {url: "https://127.0.0.1:9/x"}
+      - name: unchecked
+        upstream: {url: "https://127.0.0.1:9/y", tls_insecure_skip_verify: true}
+""")
+    r = run_cli(["check", "--config", cfg])
+    assert r.returncode == 0, r.stderr
+    assert "warning: routes[0].destinations[1].upstream.tls_insecure_skip_verify:" in r.stderr
+    assert "destinations[0].upstream.tls_insecure_skip_verify" not in r.stderr
+    cfg.write_text("""
+listen: 127.0.0.1:0
+routes:
+  - name: repo
+    path: /a
+    verify: {scheme: github, secrets: [{value: "x"}]}
+    destinations:
+      - name: all
+        upstream: {url: "http://127.0.0.1:9/x"}
+      - name: pushes
+        filter: {include: [push]}
+        upstream: {url: "http://127.0.0.1:9/y"}
+""")
+    r = run_cli(["check", "--config", cfg])
+    assert r.returncode == 1
+    assert "routes[0].destinations[1].filter" in r.stderr and "only vecu events carry" in r.stderr

@@ -1,12 +1,7 @@
 """Per-destination dedup across the shared ledger: two replicas in front of the same two
-destinations, with `ledger: {store: redis}` and a real redis-server.
-
-NEEDS THE REDIS LEDGER STORE (branch h-redis). Written before that store was merged: it is
-skipped unless HOOKGATE_TEST_REDIS_STORE=1; after merging, run it with that variable set, then
-remove the skip.
+destinations, with `ledger: {store: redis}` and a real redis-server (installed by .ci/run).
 """
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -16,10 +11,6 @@ import pytest
 
 import sender
 from conftest import UPSTREAM_PATH, assert_error, free_port, make_route
-
-pytestmark = pytest.mark.skipif(os.environ.get("HOOKGATE_TEST_REDIS_STORE") != "1",
-                                reason="needs the redis ledger store (h-redis); set HOOKGATE_TEST_REDIS_STORE=1 after merging")
-
 
 @pytest.fixture
 def redis_server(tmp_path):

@@ -13,6 +13,13 @@ A second 2xx for an id is *explained* when some earlier record for it is a fault
 ``_is_fault``); ``accepted_twice_unexplained_strict`` additionally counts seconds 2xx whose
 preceding 2xx was clean (done, client still there) -- a diagnostic only, since the upstream cannot
 see whether hookgate gave up a microsecond after its check.
+
+``allow(event_id, records, deliveries)`` (optional) names a fault the scenario injected that
+legitimately lets hookgate forget an event (the shared ledger was unavailable while its copies
+were handled, the replica that forwarded it was killed): it returns a reason (a short string) or
+None. For an event with a reason, a second accept and an attempt after an acknowledgement that was
+not answered as a duplicate are counted apart (``allowed``: reason -> events accepted twice,
+``allowed_after_ack``: such attempts), not reported as problems. Every other check still applies.
 """
 
 
@@ -26,7 +33,7 @@ def is_clean_2xx(rec):
     return is_2xx(rec) and rec.get("fault") is None and rec.get("done") and not rec.get("client_gone")
 
 
-def reconcile(report, records, id_prefix=None):
+def reconcile(report, records, id_prefix=None, allow=None):
     """Returns (counts, problems): problems is a list of strings, empty when everything holds."""
     problems = []
     recs = sorted((r for r in records if r.get("id") and (id_prefix is None or r["id"].startswith(id_prefix))),
@@ -34,6 +41,18 @@ def reconcile(report, records, id_prefix=None):
     by_id = {}
     for r in recs:
         by_id.setdefault(r["id"], []).append(r)
+    deliveries_of = {}
+    for d in report.deliveries:
+        deliveries_of.setdefault(d.event_id, []).append(d)
+    reasons = {}
+
+    def allowed(e):
+        if allow is None:
+            return None
+        if e not in reasons:
+            reasons[e] = allow(e, by_id.get(e, []), deliveries_of.get(e, []))
+        return reasons[e]
+    allowed_twice = {}
 
     # 1. every event the sender saw acknowledged is in the upstream's record, answered 2xx
     acked = report.acknowledged_ids
@@ -57,6 +76,10 @@ def reconcile(report, records, id_prefix=None):
         if len(twos) < 2:
             continue
         doubles.append(e)
+        reason = allowed(e)
+        if reason is not None:
+            allowed_twice[reason] = allowed_twice.get(reason, 0) + 1
+            continue
         for r in twos[1:]:
             earlier = [x for x in rs if x["seq"] < r["seq"]]
             if not any(_is_fault(x) for x in earlier):
@@ -73,19 +96,26 @@ def reconcile(report, records, id_prefix=None):
             len(unexplained), "; ".join(_history(e, report, by_id) for e in sorted(unexplained)[:5])))
 
     # 2b. once hookgate acknowledged an event, any attempt for it that starts later is answered
-    #     as a duplicate (the ledger remembers it; nothing is forwarded again)
+    #     as a duplicate (the ledger remembers it; nothing is forwarded again). An attempt that got
+    #     no answer at all (the connection was closed under it by a replica that was stopping) is
+    #     not an answer: the sender retries it, and double accepts are checked above.
     first_ack = {}
     for d in report.deliveries:
         for a in d.attempts:
             if a.status is not None and 200 <= a.status <= 299:
                 end = a.started + a.seconds
                 first_ack[d.event_id] = min(first_ack.get(d.event_id, end), end)
-    not_dup = []
+    not_dup, allowed_after_ack = [], 0
     for d in report.deliveries:
         ack = first_ack.get(d.event_id)
         for a in d.attempts:
-            if ack is not None and a.started > ack and not (a.status is not None and 200 <= a.status <= 299 and a.duplicate):
-                not_dup.append("%s attempt %d -> %s" % (d.event_id, a.number, a.describe()))
+            if a.status is None:
+                continue
+            if ack is not None and a.started > ack and not (200 <= a.status <= 299 and a.duplicate):
+                if allowed(d.event_id) is not None:
+                    allowed_after_ack += 1
+                else:
+                    not_dup.append("%s attempt %d -> %s" % (d.event_id, a.number, a.describe()))
     if not_dup:
         problems.append("%d attempts after an acknowledgement were not answered as duplicates, e.g. %s" % (
             len(not_dup), "; ".join(not_dup[:5])))
@@ -106,6 +136,8 @@ def reconcile(report, records, id_prefix=None):
         "upstream_faults": sum(1 for r in recs if _is_fault(r)),
         "accepted_twice": len(doubles),                           # all explained unless reported
         "accepted_twice_unexplained_strict": len(strict_unexplained),
+        "allowed": dict(sorted(allowed_twice.items())),
+        "allowed_after_ack": allowed_after_ack,
     })
     if strict_unexplained:
         counts["strict_examples"] = [_history(e, report, by_id) for e in sorted(strict_unexplained)[:3]]

@@ -29,6 +29,9 @@ public struct Configuration: Sendable {
     /// `listen.proxy_protocol`: every connection starts with a PROXY protocol v1 or v2 header
     /// whose source address becomes the client's. Default false.
     public var proxyProtocol = false
+    /// `log_level`: the least severe level the JSON log writes (the access log is written
+    /// regardless). Read at start-up. Default `info`.
+    public var logLevel: LogLevel = .info
 
     public init() {}
 
@@ -109,12 +112,15 @@ public struct Configuration: Sendable {
 
     /// `routes[i].verify`.
     public struct Verify: Sendable {
-        /// `scheme`: the signature scheme, pinned per route. Only `vecu` exists.
+        /// `scheme`: the signature scheme, pinned per route (`SignatureSchemeName`).
         public var scheme: SignatureSchemeName
-        /// `secrets`: one or more, each at least 32 bytes; any of them may sign (rotation).
+        /// `secrets`: one or more, each as the scheme's rules say (`SignatureSchemeName.secretRule`);
+        /// any of them may sign (rotation). Held as the key bytes (`whsec_` base64 already decoded).
         public var secrets: [Secret]
         /// `tolerance`: allowed |now - timestamp|, past and future. Default 300s.
         public var tolerance: ConfigDuration = .seconds(300)
+        /// `header`, `prefix`, `encoding`, `signed`, `timestamp_header`, `id`: the `hmac` scheme only.
+        public var hmac: GenericHMACSettings?
 
         public init(scheme: SignatureSchemeName, secrets: [Secret], tolerance: ConfigDuration = .seconds(300)) {
             self.scheme = scheme
@@ -129,6 +135,9 @@ public struct Configuration: Sendable {
         public var capacity = 100_000
         /// `ttl`: how long a delivered id is remembered. Default 72h.
         public var ttl: ConfigDuration = .seconds(72 * 3600)
+        /// `id`: where the event id comes from (`header:NAME` or `body:/pointer`), instead of the
+        /// scheme's own place. Not for `vecu`, whose id is the envelope's.
+        public var id: EventIDSource?
         public init() {}
     }
 
@@ -195,4 +204,19 @@ public enum SecretSource: Sendable, Equatable {
 /// Names of signature schemes; the config picks one per route, unknown names are errors.
 public enum SignatureSchemeName: String, Sendable, CaseIterable {
     case vecu
+    case standardWebhooks = "standard-webhooks"
+    case stripe
+    case github
+    case slack
+    case shopify
+    case hmac
+}
+
+/// `log_level` values, least to most severe.
+public enum LogLevel: String, Sendable, CaseIterable, Comparable {
+    case debug, info, warn, error
+
+    public static func < (a: LogLevel, b: LogLevel) -> Bool {
+        allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
+    }
 }

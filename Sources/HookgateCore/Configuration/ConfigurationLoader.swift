@@ -44,6 +44,16 @@ public enum ConfigurationLoader {
     /// Load balancers deregister within seconds; a longer delay only slows every rollout.
     public static let maximumShutdownDelay = ConfigDuration.seconds(60)
 
+    /// The file's bytes: UTF-8 is checked here so that a binary or mis-encoded file is reported
+    /// by position, like every other problem.
+    public static func load(bytes: [UInt8], environment: SecretEnvironment) -> Result<Configuration, ConfigurationProblems> {
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            let (line, column) = YAMLErrorText.firstInvalidUTF8(bytes)
+            return .failure(ConfigurationProblems(problems: [.init(key: "", message: "not UTF-8 at \(line):\(column)")]))
+        }
+        return load(yaml: text, environment: environment)
+    }
+
     public static func load(yaml: String, environment: SecretEnvironment) -> Result<Configuration, ConfigurationProblems> {
         var reader = NodeReader()
         let root: Node?
@@ -52,7 +62,7 @@ public enum ConfigurationLoader {
             // resolver runs NSRegularExpression (ICU) on every scalar and maps ICU into memory.
             root = try Yams.compose(yaml: yaml, .basic)
         } catch {
-            return .failure(ConfigurationProblems(problems: [.init(key: "", message: "not valid YAML: \(error)")]))
+            return .failure(ConfigurationProblems(problems: [YAMLErrorText.problem(for: error, in: yaml)]))
         }
         guard let root, case .mapping(let top) = root else {
             return .failure(ConfigurationProblems(problems: [.init(key: "", message: "the file must be a YAML mapping")]))
@@ -68,6 +78,7 @@ public enum ConfigurationLoader {
             "ledger",
             "trusted_proxies",
             "shutdown_delay",
+            "log_level",
             "product_groups",
         ])
         if let node = fields["product_groups"] {
@@ -125,6 +136,10 @@ public enum ConfigurationLoader {
                 if let address = ListenAddress(parsing: text) { config.adminListen = address }
                 else { reader.problem("admin.listen", "expected host:port, got \"\(text)\"") }
             }
+        }
+        if let node = fields["log_level"], let text = reader.string(node, at: "log_level") {
+            if let level = LogLevel(rawValue: text) { config.logLevel = level }
+            else { reader.problem("log_level", "expected one of \(LogLevel.allCases.map(\.rawValue).joined(separator: ", ")), got \"\(text)\"") }
         }
         if let node = fields["shutdown_grace"], let d = reader.duration(node, at: "shutdown_grace", minimum: .init(milliseconds: 0)) {
             config.shutdownGrace = d
@@ -196,9 +211,14 @@ public enum ConfigurationLoader {
         let verify = reader.required(f, "verify", at: key).flatMap { loadVerify($0, at: "\(key).verify", reader: &reader, environment: environment) }
         var dedup = Configuration.Dedup()
         if let node = f["dedup"], let m = reader.mapping(node, at: "\(key).dedup") {
-            let d = reader.fields(m, at: "\(key).dedup", allowed: ["capacity", "ttl"])
+            let d = reader.fields(m, at: "\(key).dedup", allowed: ["capacity", "ttl", "id"])
             if let n = d["capacity"], let v = reader.integer(n, at: "\(key).dedup.capacity", in: 1...50_000_000) { dedup.capacity = v }
             if let n = d["ttl"], let v = reader.duration(n, at: "\(key).dedup.ttl", minimum: .seconds(1)) { dedup.ttl = v }
+            if let n = d["id"], let text = reader.string(n, at: "\(key).dedup.id") {
+                if verify?.scheme == .vecu { reader.problem("\(key).dedup.id", "vecu takes the event id from the CloudEvents envelope") }
+                else if let id = EventIDSource(parsing: text) { dedup.id = id }
+                else { reader.problem("\(key).dedup.id", "expected header:NAME or body:/json/pointer, got \"\(text)\"") }
+            }
         }
         switch (f["upstream"], f["destinations"]) {
         case (nil, nil):
@@ -215,6 +235,14 @@ public enum ConfigurationLoader {
             let destinations = loadDestinations(node, at: "\(key).destinations", productGroups: productGroups, reader: &reader,
                                                 environment: environment)
             guard let name, let path, let verify, let destinations else { return nil }
+            if verify.scheme != .vecu {
+                // Filters match event types, and only the CloudEvents envelope carries one: every
+                // event of another scheme would silently miss a filter that names types.
+                for (j, destination) in destinations.enumerated() where destination.filter != .everything {
+                    reader.problem("\(key).destinations[\(j)].filter",
+                                   "filters match event types, which only vecu events carry; \(verify.scheme.rawValue) events have none")
+                }
+            }
             return Configuration.Route(name: name, path: path, verify: verify, dedup: dedup, destinations: destinations, isFanOut: true)
         }
     }
@@ -352,20 +380,24 @@ public enum ConfigurationLoader {
 
     private static func loadVerify(_ node: Node, at key: String, reader: inout NodeReader, environment: SecretEnvironment) -> Configuration.Verify? {
         guard let map = reader.mapping(node, at: key) else { return nil }
-        let f = reader.fields(map, at: key, allowed: ["scheme", "secrets", "tolerance"])
+        // The scheme decides which other keys are allowed, so it is read first.
         var scheme: SignatureSchemeName?
-        if let n = reader.required(f, "scheme", at: key), let text = reader.string(n, at: "\(key).scheme") {
-            scheme = SignatureSchemeName(rawValue: text)
-            if scheme == nil {
-                let known = SignatureSchemeName.allCases.map(\.rawValue).joined(separator: ", ")
-                reader.problem("\(key).scheme", "unknown scheme \"\(text)\" (known: \(known))")
-            }
+        let schemeNode = map.first { $0.key.scalar?.string == "scheme" }?.value
+        if let schemeNode, case .scalar(let s) = schemeNode { scheme = SignatureSchemeName(rawValue: s.string) }
+        let f = reader.fields(map, at: key, allowed: Set(["scheme", "secrets", "tolerance"] + (scheme?.extraKeys ?? [])))
+        if let n = reader.required(f, "scheme", at: key), let text = reader.string(n, at: "\(key).scheme"), scheme == nil {
+            let known = SignatureSchemeName.allCases.map(\.rawValue).joined(separator: ", ")
+            reader.problem("\(key).scheme", "unknown scheme \"\(text)\" (known: \(known))")
         }
         var secrets: [Secret] = []
         if let n = reader.required(f, "secrets", at: key), let list = reader.sequence(n, at: "\(key).secrets") {
             if list.isEmpty { reader.problem("\(key).secrets", "at least one secret is required") }
             for (i, item) in list.enumerated() {
-                if let secret = loadSecret(item, at: "\(key).secrets[\(i)]", reader: &reader, environment: environment) {
+                let k = "\(key).secrets[\(i)]"
+                // Each scheme has its own rule; with an unknown scheme the general minimum still applies.
+                let loaded = loadSecret(item, at: k, reader: &reader, environment: environment,
+                                        minimumBytes: scheme == nil ? minimumSecretBytes : 1)
+                if let scheme, let secret = loaded.flatMap({ applySecretRule($0, scheme: scheme, at: k, reader: &reader) }) {
                     secrets.append(secret)
                 }
             }
@@ -373,10 +405,17 @@ public enum ConfigurationLoader {
         var tolerance = ConfigDuration.seconds(300)
         if let n = f["tolerance"], let d = reader.duration(n, at: "\(key).tolerance", minimum: .seconds(1)) {
             if d > .seconds(24 * 3600) { reader.problem("\(key).tolerance", "must be at most 24h, got \(d)") }
+            if let scheme, !scheme.signsTime { reader.problem("\(key).tolerance", "\(scheme.rawValue) signs no time, so there is no window") }
             tolerance = d
         }
-        guard let scheme, !secrets.isEmpty else { return nil }
-        return Configuration.Verify(scheme: scheme, secrets: secrets, tolerance: tolerance)
+        let hmac = scheme == .hmac ? loadGenericHMAC(f, at: key, reader: &reader) : nil
+        if let hmac, hmac.timestampHeader == nil, f["tolerance"] != nil {
+            reader.problem("\(key).tolerance", "applies only with timestamp_header")
+        }
+        guard let scheme, !secrets.isEmpty, scheme != .hmac || hmac != nil else { return nil }
+        var verify = Configuration.Verify(scheme: scheme, secrets: secrets, tolerance: tolerance)
+        verify.hmac = hmac
+        return verify
     }
 
     static func loadSecret(_ node: Node, at key: String, reader: inout NodeReader, environment: SecretEnvironment,
@@ -437,12 +476,8 @@ public enum ConfigurationLoader {
             do { _ = try environment.readFile(path) } catch { reader.problem("\(key).ca_file", "cannot read \(path): \(error)") }
             upstream?.caFile = path
         }
-        if let n = f["tls_insecure_skip_verify"], let text = reader.string(n, at: "\(key).tls_insecure_skip_verify") {
-            switch text {
-            case "true": upstream?.tlsInsecureSkipVerify = true
-            case "false": upstream?.tlsInsecureSkipVerify = false
-            default: reader.problem("\(key).tls_insecure_skip_verify", "expected true or false, got \"\(text)\"")
-            }
+        if let n = f["tls_insecure_skip_verify"], let skip = reader.boolean(n, at: "\(key).tls_insecure_skip_verify") {
+            upstream?.tlsInsecureSkipVerify = skip
         }
         if let up = upstream, up.url.scheme == .http, up.caFile != nil || up.tlsInsecureSkipVerify {
             reader.problem("\(key).url", "ca_file and tls_insecure_skip_verify apply only to https:// upstreams")

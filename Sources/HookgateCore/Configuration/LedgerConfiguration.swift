@@ -85,25 +85,15 @@ public struct RedisURL: Sendable, Equatable, CustomStringConvertible {
         let authority = rest[..<authorityEnd]
         let path = rest[authorityEnd...].dropFirst()
         guard !authority.isEmpty, !authority.contains("@"), !rest.contains("?"), !rest.contains("#") else { return nil }
-        if let parsed = ListenAddress(parsing: String(authority)) {
-            host = parsed.host
-            port = parsed.port
-        } else if authority.hasPrefix("[") {
-            guard authority.hasSuffix("]") else { return nil }
-            host = String(authority.dropFirst().dropLast())
-            port = 6379
-        } else {
-            guard !authority.contains(":") else { return nil }
-            host = String(authority)
-            port = 6379
-        }
+        guard let (host, port) = ListenAddress.hostAndPort(authority, defaultPort: 6379) else { return nil }
+        self.host = host
+        self.port = port
         if path.isEmpty {
             database = 0
         } else {
             guard path.utf8.count <= 5, path.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let db = Int(path) else { return nil }
             database = db
         }
-        guard !host.isEmpty, port != 0,
-              host.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "%") }) else { return nil }
+        guard host.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "%") }) else { return nil }
     }
 }

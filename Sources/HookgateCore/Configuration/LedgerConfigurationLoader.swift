@@ -110,12 +110,8 @@ extension ConfigurationLoader {
             do { _ = try environment.readFile(path) } catch { reader.problem("\(key).ca_file", "cannot read \(path): \(error)") }
             redis?.caFile = path
         }
-        if let n = f["tls_insecure_skip_verify"], let text = reader.string(n, at: "\(key).tls_insecure_skip_verify") {
-            switch text {
-            case "true": redis?.tlsInsecureSkipVerify = true
-            case "false": redis?.tlsInsecureSkipVerify = false
-            default: reader.problem("\(key).tls_insecure_skip_verify", "expected true or false, got \"\(text)\"")
-            }
+        if let n = f["tls_insecure_skip_verify"], let skip = reader.boolean(n, at: "\(key).tls_insecure_skip_verify") {
+            redis?.tlsInsecureSkipVerify = skip
         }
         if let r = redis, !r.url.tls, r.caFile != nil || r.tlsInsecureSkipVerify {
             reader.problem("\(key).url", "ca_file and tls_insecure_skip_verify apply only to rediss:// URLs")

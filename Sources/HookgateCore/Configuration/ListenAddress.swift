@@ -75,7 +75,20 @@ public struct UpstreamURL: Sendable, Equatable, CustomStringConvertible {
         if target.isEmpty { target = "/" } else if target.hasPrefix("?") { target = "/" + target }
         guard !authority.isEmpty, !authority.contains("@"), !target.contains("#"),
               !target.contains(where: { $0 == " " || $0.isNewline }) else { return nil }
-        let defaultPort: UInt16 = scheme == .http ? 80 : 443
+        guard let (host, port) = ListenAddress.hostAndPort(authority, defaultPort: scheme == .http ? 80 : 443) else { return nil }
+        self.host = host
+        self.port = port
+        self.scheme = scheme
+        self.target = target
+    }
+}
+
+extension ListenAddress {
+    /// `host[:port]` or `[v6][:port]` of a URL's authority, with `defaultPort` when none is given;
+    /// nil for an empty host, port 0 or a stray colon.
+    static func hostAndPort(_ authority: Substring, defaultPort: UInt16) -> (String, UInt16)? {
+        let host: String
+        let port: UInt16
         if let parsed = ListenAddress(parsing: String(authority)) {
             host = parsed.host
             port = parsed.port
@@ -89,7 +102,6 @@ public struct UpstreamURL: Sendable, Equatable, CustomStringConvertible {
             port = defaultPort
         }
         guard !host.isEmpty, port != 0 else { return nil }
-        self.scheme = scheme
-        self.target = target
+        return (host, port)
     }
 }

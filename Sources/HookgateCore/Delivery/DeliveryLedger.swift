@@ -24,10 +24,10 @@ public final class DeliveryLedger<Waiter> {
     public private(set) var evictions = 0
 
     // Delivered ids, compactly: one slot per id in parallel arrays, the key's bytes in one arena,
-    // an open-addressing index (linear probing, backward-shift deletion) from hash to slot, and
-    // an intrusive doubly linked LRU list through the slots. About 80 bytes per id for typical
-    // CloudEvents ids, against several hundred for a dictionary of strings. Keys are compared in
-    // full on every hit, so two distinct events can never be taken for one another.
+    // an open-addressing index (linear probing, backward-shift deletion, grown incrementally) from
+    // hash to slot, and an intrusive doubly linked LRU list through the slots. About 80 bytes per
+    // id for typical CloudEvents ids, against several hundred for a dictionary of strings. Keys are
+    // compared in full on every hit, so two distinct events can never be taken for one another.
     private var arena: [UInt8] = []
     private var arenaGarbage = 0
     private var keyOffsets: [Int] = []
@@ -41,6 +41,13 @@ public final class DeliveryLedger<Waiter> {
     private var free: [Int32] = []
     private var table: [Int32] = []
     private var tableMask = 0
+    private var tableEntries = 0  // slots indexed in `table` (the rest are still in `oldTable`)
+    // While the index grows, the smaller table it outgrew: its entries move into `table` a few per
+    // insertion, so no single operation rehashes every id (a stall under the lock all workers share).
+    private var oldTable: [Int32] = []
+    private var oldTableMask = 0
+    private var oldTableEntries = 0
+    private var migrationCursor = 0
     private var entries = 0
     private var scratch: [UInt8] = []
     private var inFlight: [EventKey: [Waiter]] = [:]
@@ -92,6 +99,20 @@ public final class DeliveryLedger<Waiter> {
         let waiters = inFlight.removeValue(forKey: key) ?? []
         if delivered { remember(key, now: now) }
         return waiters
+    }
+
+    /// Remembers `key` as delivered until `expiresAt` (start-up: ids loaded from a durable store).
+    /// It becomes the most recently used entry, so callers load the oldest first; an expiry past
+    /// one ttl from `now` is cut to it (the ttl may have been shortened since), and an id already
+    /// expired is ignored. Beyond `capacity` the least recently used entries make room, as for
+    /// ids delivered in this process, but that is not counted in `evictions`: loading more than
+    /// fits is not a sign that the capacity is too small for the traffic.
+    public func restore(_ key: EventKey, expiresAt: Int64, now: Int64) {
+        guard expiresAt > now, inFlight.isEmpty || inFlight[key] == nil else { return }
+        let counted = evictions
+        remember(key, now: now)
+        evictions = counted
+        expiries[Int(head)] = min(expiresAt, now + ttlMilliseconds)
     }
 
     /// Applies new limits (configuration reload) and trims to the new capacity.
@@ -158,46 +179,113 @@ public final class DeliveryLedger<Waiter> {
     }
 
     private func find(_ hash: Int) -> Int32? {
-        var i = hash & tableMask
+        if let slot = find(hash, in: table, mask: tableMask) { return slot }
+        return oldTableEntries > 0 ? find(hash, in: oldTable, mask: oldTableMask) : nil
+    }
+
+    private func find(_ hash: Int, in index: [Int32], mask: Int) -> Int32? {
+        var i = hash & mask
         while true {
-            let slot = table[i]
+            let slot = index[i]
             if slot < 0 { return nil }
             if hashes[Int(slot)] == hash, keyEquals(slot) { return slot }
-            i = (i + 1) & tableMask
+            i = (i + 1) & mask
         }
     }
 
     private func insertIntoTable(_ slot: Int32) {
+        if oldTableEntries > 0 { migrate(4) }
+        place(slot)
+    }
+
+    private func place(_ slot: Int32) {
         var i = hashes[Int(slot)] & tableMask
         while table[i] >= 0 { i = (i + 1) & tableMask }
         table[i] = slot
+        tableEntries += 1
     }
 
-    /// Removes `slot` from the index by backward-shift deletion (no tombstones).
+    /// Removes `slot` from whichever table indexes it.
     private func removeFromTable(_ slot: Int32) {
-        var i = hashes[Int(slot)] & tableMask
-        while table[i] != slot { i = (i + 1) & tableMask }
+        if oldTableEntries > 0, let i = position(of: slot, in: oldTable, mask: oldTableMask) {
+            removeFromIndex(at: i, in: &oldTable, mask: oldTableMask)
+            oldTableEntries -= 1
+            if oldTableEntries == 0 { oldTable = [] }
+        } else if let i = position(of: slot, in: table, mask: tableMask) {
+            removeFromIndex(at: i, in: &table, mask: tableMask)
+            tableEntries -= 1
+        }
+    }
+
+    private func position(of slot: Int32, in index: [Int32], mask: Int) -> Int? {
+        var i = hashes[Int(slot)] & mask
+        while true {
+            let here = index[i]
+            if here == slot { return i }
+            if here < 0 { return nil }
+            i = (i + 1) & mask
+        }
+    }
+
+    /// Empties `position` by backward-shift deletion (no tombstones): the index stays a valid
+    /// linear-probing table after every removal, which is also what lets `migrate` move entries
+    /// out of the old table one at a time.
+    private func removeFromIndex(at position: Int, in index: inout [Int32], mask: Int) {
+        var i = position
         var j = i
         while true {
-            j = (j + 1) & tableMask
-            let moving = table[j]
+            j = (j + 1) & mask
+            let moving = index[j]
             if moving < 0 { break }
-            let home = hashes[Int(moving)] & tableMask
+            let home = hashes[Int(moving)] & mask
             // `moving` may fill the hole at i if its home is not in the cyclic range (i, j].
             let between = i <= j ? (home > i && home <= j) : (home > i || home <= j)
             if !between {
-                table[i] = moving
+                index[i] = moving
                 i = j
             }
         }
-        table[i] = -1
+        index[i] = -1
     }
 
+    /// Grows the index to `size` slots incrementally: the current table becomes the old one and
+    /// `insertIntoTable` moves its entries over a few at a time. At 4 positions per insertion the
+    /// old table (S positions, at most 3S/4 entries) is empty within about S/2 insertions, long
+    /// before the new one (2S positions) reaches 3/4 full, 3S/4 insertions later.
     private func resizeTable(_ size: Int) {
+        if oldTableEntries > 0 { migrate(Int.max) }
+        oldTable = table
+        oldTableMask = tableMask
+        oldTableEntries = tableEntries
+        migrationCursor = 0
         table = [Int32](repeating: -1, count: size)
         tableMask = size - 1
-        for slot in 0..<keyOffsets.count where keyLengths[slot] > 0 { insertIntoTable(Int32(slot)) }
+        tableEntries = 0
+        if oldTableEntries == 0 { oldTable = [] }
     }
+
+    /// Moves up to `budget` positions' worth of the old table into the new one. A moved entry is
+    /// taken out by backward shift, which may pull the next one of its run into the same position,
+    /// so the cursor only advances over empty positions; runs that wrap past the end may refill a
+    /// position behind the cursor, so the cursor goes round until the old table is empty.
+    private func migrate(_ budget: Int) {
+        var work = budget
+        while oldTableEntries > 0 && work > 0 {
+            let slot = oldTable[migrationCursor]
+            if slot >= 0 {
+                removeFromIndex(at: migrationCursor, in: &oldTable, mask: oldTableMask)
+                oldTableEntries -= 1
+                place(slot)
+            } else {
+                migrationCursor = (migrationCursor + 1) & oldTableMask
+            }
+            work -= 1
+        }
+        if oldTableEntries == 0 { oldTable = [] }
+    }
+
+    /// Whether the index is between two tables (for tests of the growth path).
+    var indexIsGrowing: Bool { oldTableEntries > 0 }
 
     private func evictTail() {
         guard tail >= 0 else { return }

@@ -170,12 +170,20 @@ struct JSONScanner {
 
     private func peek() -> UInt8? { i < bytes.count ? bytes[i] : nil }
 
+    @inline(__always)
     private mutating func expect(_ c: UInt8) throws {
-        guard peek() == c else { throw Failure(i < bytes.count ? "unexpected character at byte \(i)" : "unexpected end of JSON") }
+        guard i < bytes.count, bytes[i] == c else { throw unexpected() }
         i += 1
     }
 
+    private func unexpected() -> Failure {
+        Failure(i < bytes.count ? "unexpected character at byte \(i)" : "unexpected end of JSON")
+    }
+
+    @inline(__always)
     private mutating func skipWhitespace() {
+        // between tokens there is usually no whitespace at all
+        guard i < bytes.count, bytes[i] <= 0x20 else { return }
         while i < bytes.count {
             switch bytes[i] {
             case 0x20, 0x09, 0x0A, 0x0D: i += 1
@@ -204,7 +212,7 @@ struct JSONScanner {
                 skipWhitespace()
                 try expect(UInt8(ascii: ":"))
                 skipWhitespace()
-                try skipValue(depth: depth + 1)
+                try skipElement(depth: depth + 1)
                 skipWhitespace()
                 if peek() == UInt8(ascii: ",") { i += 1; continue }
                 try expect(UInt8(ascii: "}"))
@@ -216,7 +224,7 @@ struct JSONScanner {
             if peek() == UInt8(ascii: "]") { i += 1; return }
             while true {
                 skipWhitespace()
-                try skipValue(depth: depth + 1)
+                try skipElement(depth: depth + 1)
                 skipWhitespace()
                 if peek() == UInt8(ascii: ",") { i += 1; continue }
                 try expect(UInt8(ascii: "]"))
@@ -227,6 +235,18 @@ struct JSONScanner {
         case UInt8(ascii: "n"): try literal("null")
         case UInt8(ascii: "-"), 0x30...0x39: try skipNumber()
         default: throw Failure("unexpected character at byte \(i)")
+        }
+    }
+
+    /// Skips a value inside a container: strings and numbers, most of a body's values, without
+    /// the extra call through `skipValue` (which still takes every container, with its depth check).
+    @inline(__always)
+    private mutating func skipElement(depth: Int) throws {
+        guard i < bytes.count else { throw unexpected() }
+        switch bytes[i] {
+        case UInt8(ascii: "\""): try skipString()
+        case UInt8(ascii: "-"), 0x30...0x39: try skipNumber()
+        default: try skipValue(depth: depth)
         }
     }
 
@@ -257,7 +277,18 @@ struct JSONScanner {
         }
     }
 
+    /// Skips one string. Most strings are plain printable ASCII: those are passed over here;
+    /// any other (an escape, a multi-byte sequence, a control character, no closing quote) is
+    /// scanned again from its opening quote by `scanStringToken`, which holds every check.
     private mutating func skipString() throws {
+        let start = i
+        try expect(UInt8(ascii: "\""))
+        skipPlainStringBytes()
+        if i < bytes.count, bytes[i] == UInt8(ascii: "\"") {
+            i += 1
+            return
+        }
+        i = start
         _ = try scanStringToken()
     }
 
@@ -267,6 +298,9 @@ struct JSONScanner {
         let start = i
         var decoded: [UInt8]?
         while true {
+            let run = i
+            skipPlainStringBytes()
+            if i > run, decoded != nil { decoded!.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[run..<i])) }
             guard i < bytes.count else { throw Failure("unterminated string") }
             let c = bytes[i]
             switch c {
@@ -315,6 +349,44 @@ struct JSONScanner {
         }
     }
 
+    /// Advances over bytes that need neither decoding nor a UTF-8 check: printable ASCII other
+    /// than `"` and `\`. Most of a body is string contents, so these go 8 at a time; the byte that
+    /// stops the run (quote, escape, control character, start of a multi-byte sequence, or the
+    /// end) is left to `scanStringToken`'s full checks.
+    @inline(__always)
+    private mutating func skipPlainStringBytes() {
+        guard let base = bytes.baseAddress else { return }
+        let n = bytes.count
+        var k = i
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let high: UInt64 = 0x8080_8080_8080_8080
+        while n &- k >= 8 {  // k <= n
+            let w = UInt64(littleEndian: base.loadUnaligned(fromByteOffset: k, as: UInt64.self))
+            // (x - m·0x01…) & ~x & 0x80… is non-zero exactly when some byte of x is below m (m ≤ 0x80):
+            // m = 0x20 finds control characters, m = 1 on x = w ^ c·0x01… finds bytes equal to c,
+            // and w's own high bits find bytes of multi-byte sequences. Below the first such byte
+            // nothing is marked (a borrow only runs upwards from a marked byte), so the lowest mark
+            // is exactly the first byte to check.
+            let control = (w &- ones &* 0x20) & ~w
+            let q = w ^ (ones &* 0x22)
+            let quote = (q &- ones) & ~q
+            let b = w ^ (ones &* 0x5C)
+            let backslash = (b &- ones) & ~b
+            let marks = (control | quote | backslash | w) & high
+            if marks != 0 {
+                i = k &+ (marks.trailingZeroBitCount >> 3)
+                return
+            }
+            k &+= 8  // k + 8 <= n
+        }
+        while k < n {
+            let c = base.load(fromByteOffset: k, as: UInt8.self)
+            guard c >= 0x20, c < 0x80, c != 0x22, c != 0x5C else { break }
+            k += 1
+        }
+        i = k
+    }
+
     private mutating func hex4() throws -> UInt32 {
         guard i + 4 <= bytes.count else { throw Failure("unterminated string") }
         var v: UInt32 = 0
@@ -348,6 +420,76 @@ struct JSONScanner {
         case 0xF1...0xF3: try cont(1); try cont(2); try cont(3); return 4
         case 0xF4: try cont(1, 0x80...0x8F); try cont(2); try cont(3); return 4
         default: throw Failure("invalid UTF-8 at byte \(p)")
+        }
+    }
+}
+
+extension JSONScanner {
+    /// Validates the whole text (as `scanTopLevelObject` does) and returns the value `pointer`
+    /// names, nil when it names nothing. A key on the path that appears twice in its object is an
+    /// error, for the same reason as in the envelope. An array index is decimal without leading zeros.
+    mutating func scanValue(at pointer: JSONPointer) throws -> TopLevelValue? {
+        if bytes.count >= 3, bytes[0] == 0xEF, bytes[1] == 0xBB, bytes[2] == 0xBF {
+            throw Failure("byte order mark before the JSON text")
+        }
+        skipWhitespace()
+        let found = try walk(pointer.tokens[...], depth: 0)
+        skipWhitespace()
+        guard i == bytes.count else { throw Failure("unexpected data after the JSON value") }
+        return found
+    }
+
+    private mutating func walk(_ rest: ArraySlice<[UInt8]>, depth: Int) throws -> TopLevelValue? {
+        guard let token = rest.first else {
+            if peek() == UInt8(ascii: "\"") { return .string(text(of: try scanStringToken())) }
+            try skipValue(depth: depth)
+            return .other
+        }
+        guard let c = peek(), c == UInt8(ascii: "{") || c == UInt8(ascii: "[") else {
+            try skipValue(depth: depth)
+            return nil
+        }
+        guard depth + 1 <= CloudEventEnvelope.maximumDepth else {
+            throw Failure("nested deeper than \(CloudEventEnvelope.maximumDepth) levels")
+        }
+        i += 1
+        skipWhitespace()
+        var found: TopLevelValue?
+        if c == UInt8(ascii: "{") {
+            if peek() == UInt8(ascii: "}") { i += 1; return nil }
+            var seen = false
+            while true {
+                skipWhitespace()
+                let key = try scanStringToken()
+                skipWhitespace()
+                try expect(UInt8(ascii: ":"))
+                skipWhitespace()
+                if matches(key, token) {
+                    guard !seen else { throw Failure("a key on the pointer's path appears more than once") }
+                    seen = true
+                    found = try walk(rest.dropFirst(), depth: depth + 1)
+                } else {
+                    try skipValue(depth: depth + 1)
+                }
+                skipWhitespace()
+                if peek() == UInt8(ascii: ",") { i += 1; continue }
+                try expect(UInt8(ascii: "}"))
+                return found
+            }
+        }
+        let wanted: Int? = token.count <= 9 && !token.isEmpty && (token.count == 1 || token[0] != UInt8(ascii: "0"))
+            && token.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 })
+            ? token.reduce(0) { $0 * 10 + Int($1 - 0x30) } : nil
+        if peek() == UInt8(ascii: "]") { i += 1; return nil }
+        var index = 0
+        while true {
+            skipWhitespace()
+            if index == wanted { found = try walk(rest.dropFirst(), depth: depth + 1) } else { try skipValue(depth: depth + 1) }
+            index += 1
+            skipWhitespace()
+            if peek() == UInt8(ascii: ",") { i += 1; continue }
+            try expect(UInt8(ascii: "]"))
+            return found
         }
     }
 }

@@ -8,17 +8,17 @@ public struct ForwardedHeaders {
         public var clientAddress: String
         public var scheme: String
         public var requestID: String
-        public var envelope: CloudEventEnvelope
+        public var event: AdmittedEvent
         /// The peer is in `trusted_proxies`: its `X-Forwarded-Proto`, `X-Forwarded-Host`,
         /// `X-Real-IP` and `Forwarded` are passed on instead of replaced or removed.
         public var peerTrusted: Bool
 
-        public init(clientAddress: String, scheme: String, requestID: String, envelope: CloudEventEnvelope,
+        public init(clientAddress: String, scheme: String, requestID: String, event: AdmittedEvent,
                     peerTrusted: Bool = false) {
             self.clientAddress = clientAddress
             self.scheme = scheme
             self.requestID = requestID
-            self.envelope = envelope
+            self.event = event
             self.peerTrusted = peerTrusted
         }
     }
@@ -71,9 +71,9 @@ public struct ForwardedHeaders {
         if !keptProto { emit(.set("X-Forwarded-Proto", context.scheme)) }
         if !keptHost, let host { emit(.set("X-Forwarded-Host", host)) }
         emit(.set("X-Request-Id", context.requestID))
-        emit(.set("X-Hookgate-Verified", "hmac-sha256"))
-        emit(.set("X-Hookgate-Event-Id", headerSafe(context.envelope.id)))
-        emit(.set("X-Hookgate-Event-Type", headerSafe(context.envelope.type)))
+        emit(.set("X-Hookgate-Verified", context.event.verifiedBy))
+        if let id = context.event.id { emit(.set("X-Hookgate-Event-Id", headerSafe(id))) }
+        if let type = context.event.type { emit(.set("X-Hookgate-Event-Type", headerSafe(type))) }
         for (name, value) in addHeaders { emit(.set(name, value)) }
     }
 

@@ -1,12 +1,24 @@
 /// The stages a request passes before it may be forwarded, in order: method, signature and
 /// timestamp (on the raw bytes), then the envelope (parsed only once authentic), then the
-/// consistency of the delivery headers with the signed body. De-duplication comes after.
-/// Every comparison here is of bytes: `String ==` is canonical equivalence, under which an NFD
-/// header would match an NFC body although they name different events.
+/// consistency of the delivery headers with the signed body. Schemes other than `vecu` have no
+/// envelope: their event id comes from where the route's `EventIdentity` says, once authentic.
+/// De-duplication comes after. Every comparison here is of bytes: `String ==` is canonical
+/// equivalence, under which an NFD header would match an NFC body although they name different events.
 public struct EventAdmission: Sendable {
     public let scheme: any SignatureScheme
+    public let identity: EventIdentity
+    /// The `X-Hookgate-Verified` value.
+    public let verifiedBy: String
+    /// The ledger key's source for events without an envelope.
+    public let source: String
 
-    public init(scheme: any SignatureScheme) { self.scheme = scheme }
+    public init(scheme: any SignatureScheme, identity: EventIdentity = .envelope, verifiedBy: String = "hmac-sha256",
+                source: String = "") {
+        self.scheme = scheme
+        self.identity = identity
+        self.verifiedBy = verifiedBy
+        self.source = source
+    }
 
     /// `body` is hashed where it lies; `contiguousBody` is called at most once, only after the
     /// signature has been verified, to parse the envelope.
@@ -16,13 +28,26 @@ public struct EventAdmission: Sendable {
         body: some ByteSegments,
         contiguousBody: () -> UnsafeRawBufferPointer,
         now: Int64
-    ) -> Result<CloudEventEnvelope, Rejection> {
+    ) -> Result<AdmittedEvent, Rejection> {
         guard method.utf8.elementsEqual("POST".utf8) else {
             return .failure(Rejection(.methodNotAllowed, "only POST is accepted on this path"))
         }
         if let rejection = scheme.verify(headers: headers, body: body, now: now) {
             return .failure(rejection)
         }
+        let idSource: EventIDSource
+        switch identity {
+        case .none: return .success(AdmittedEvent(id: nil, type: nil, source: source, verifiedBy: verifiedBy))
+        case .source(let s): idSource = s
+        case .envelope: return admitEnvelope(headers: headers, contiguousBody: contiguousBody)
+        }
+        switch idSource.eventID(headers: headers, contiguousBody: contiguousBody) {
+        case .failure(let rejection): return .failure(rejection)
+        case .success(let id): return .success(AdmittedEvent(id: id, type: nil, source: source, verifiedBy: verifiedBy))
+        }
+    }
+
+    private func admitEnvelope(headers: some HeaderFields, contiguousBody: () -> UnsafeRawBufferPointer) -> Result<AdmittedEvent, Rejection> {
         let envelope: CloudEventEnvelope
         switch CloudEventEnvelope.parse(contiguousBody()) {
         case .failure(let rejection): return .failure(rejection)
@@ -40,6 +65,15 @@ public struct EventAdmission: Sendable {
         case .one: return .failure(Rejection(.eventTypeMismatch, "X-VECU-Event-Type differs from the body's type"))
         case .repeated: return .failure(Rejection(.eventTypeMismatch, "X-VECU-Event-Type appears more than once"))
         }
-        return .success(envelope)
+        return .success(AdmittedEvent(id: envelope.id, type: envelope.type, source: envelope.source, verifiedBy: verifiedBy))
     }
+}
+
+/// Where a route's de-duplication id comes from.
+public enum EventIdentity: Sendable, Equatable {
+    /// The CloudEvents envelope's `source` and `id` (`vecu`).
+    case envelope
+    case source(EventIDSource)
+    /// The route forwards without de-duplication.
+    case none
 }

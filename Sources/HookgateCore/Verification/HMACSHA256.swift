@@ -34,11 +34,11 @@ public struct HMACSHA256Key: @unchecked Sendable {  // immutable after init
             if piece.count > 0 { SHA256_Update(&ctx, piece.baseAddress, piece.count) }
         }
         var innerDigest = Digest32()
-        innerDigest.withUnsafeMutableBytes { SHA256_Final($0.baseAddress!.assumingMemoryBound(to: UInt8.self), &ctx) }
+        _ = innerDigest.withUnsafeMutableBytes { SHA256_Final($0.baseAddress!.assumingMemoryBound(to: UInt8.self), &ctx) }
         var octx = outer
         var result = Digest32()
-        innerDigest.withUnsafeBytes { SHA256_Update(&octx, $0.baseAddress, 32) }
-        result.withUnsafeMutableBytes { SHA256_Final($0.baseAddress!.assumingMemoryBound(to: UInt8.self), &octx) }
+        _ = innerDigest.withUnsafeBytes { SHA256_Update(&octx, $0.baseAddress, 32) }
+        _ = result.withUnsafeMutableBytes { SHA256_Final($0.baseAddress!.assumingMemoryBound(to: UInt8.self), &octx) }
         return result
     }
 

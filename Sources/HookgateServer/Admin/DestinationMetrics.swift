@@ -11,9 +11,10 @@ final class DestinationMetrics {
     }
 
     private let counters: [Counter]
-    private static let name = MetricNameDescriptor(
-        namespace: "hookgate", metricName: "destination_events", unitName: "total",
-        helpText: "Events per destination: forwarded (2xx), duplicate, failed, filtered (not matched).")
+    private static var name: MetricNameDescriptor {
+        MetricNameDescriptor(namespace: "hookgate", metricName: "destination_events", unitName: "total",
+                             helpText: "Events per destination: forwarded (2xx), duplicate, failed, filtered (not matched).")
+    }
 
     init(route: String, destination: String, registry: PrometheusCollectorRegistry) {
         counters = Result.allCases.map { result in

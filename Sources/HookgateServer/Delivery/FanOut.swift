@@ -25,24 +25,33 @@ final class FanOut {
     }
 
     /// The destinations whose filter wants the event, in configuration order; the others count
-    /// it as filtered.
-    static func select(_ route: CompiledRoute, envelope: CloudEventEnvelope) -> [CompiledDestination] {
+    /// it as filtered. An event without a type (only `vecu` has one, and filters are refused on
+    /// other schemes' routes) goes to the destinations that take everything.
+    static func select(_ route: CompiledRoute, type: String?) -> [CompiledDestination] {
         route.destinations.filter { destination in
-            let wanted = destination.filter.delivers(envelope.type)
+            let wanted = type.map { destination.filter.delivers($0) } ?? (destination.filter == .everything)
             if !wanted { destination.metrics.record(.filtered) }
             return wanted
         }
     }
 
-    func start(envelope: CloudEventEnvelope, key: EventKey) {
+    func start(event: AdmittedEvent) {
         guard !matched.isEmpty else {
             log.info("event filtered", metadata: [
-                "route": .string(route.name), "event.id": .string(envelope.id), "event.type": .string(envelope.type),
+                "route": .string(route.name), "event.id": .string(event.id ?? ""), "event.type": .string(event.type ?? ""),
             ])
             exchange.answerFanOut(FanOutAnswer.aggregate([]))
             return
         }
         let gateway = worker.gateway
+        guard let key = event.key else {
+            // No id to de-duplicate on: forwarded to every matching destination, every time.
+            for destination in matched {
+                gateway.forwardStarted()
+                worker.forward(exchange, destination: destination, event: event, fanOut: self)
+            }
+            return
+        }
         let ttl = route.settings.dedup.ttl.milliseconds
         for destination in matched {
             switch gateway.ledger.claim(route: destination.ledgerName, key: key) {
@@ -60,7 +69,7 @@ final class FanOut {
                 gateway.store.claim(route: destination.ledgerName, key: key, retryCount: exchange.retryCount, worker: worker) { [self] answer in
                     switch answer {
                     case .forward:
-                        worker.forward(exchange, destination: destination, envelope: envelope, fanOut: self)
+                        worker.forward(exchange, destination: destination, event: event, fanOut: self)
                     case .delivered:
                         destination.metrics.record(.duplicate)
                         endWithoutForward(destination, key: key, delivered: true)
@@ -96,7 +105,7 @@ final class FanOut {
         pending -= 1
         var metadata: Logger.Metadata = [
             "route": .string(route.name), "destination": .string(destination.name), "result": .string(result.word),
-            "event.id": .string(exchange.envelope?.id ?? ""), "request.id": .string(exchange.requestID),
+            "event.id": .string(exchange.event?.id ?? ""), "request.id": .string(exchange.requestID),
         ]
         if let upstreamStatus { metadata["upstream.status"] = .stringConvertible(upstreamStatus) }
         if let upstreamError { metadata["upstream.error"] = .string(upstreamError) }

@@ -16,10 +16,11 @@ extension Worker {
             gateway.recordUpstream(route: route, status: upstreamStatus,
                                    microseconds: MonotonicClock.microseconds() - job.startedMicroseconds)
         }
-        let key = EventKey(source: exchange.envelope!.source, id: exchange.envelope!.id)
+        // An event without an id was never claimed: nothing to record, nobody waits on it.
+        let key = exchange.event?.key
         let destination = job.destination
         destination.metrics.record(delivered ? .forwarded : .failed)
-        let waiters = gateway.ledger.finish(route: destination.ledgerName, key: key, delivered: delivered)
+        let waiters = key.map { gateway.ledger.finish(route: destination.ledgerName, key: $0, delivered: delivered) } ?? []
         if let fanOut = job.fanOut {
             // One of several destinations: the sender is answered when the last one finishes.
             fanOut.finished(destination, result: delivered ? .delivered : .forStatus(upstreamStatus),
@@ -34,10 +35,10 @@ extension Worker {
             }
         }
         gateway.forwardFinished()
-        if delivered {
+        if let key, delivered {
             gateway.store.recordDelivered(route: destination.ledgerName, key: key, ttlMilliseconds: route.settings.dedup.ttl.milliseconds,
                                           worker: self)
-        } else {
+        } else if let key {
             gateway.store.release(route: destination.ledgerName, key: key, worker: self)
         }
         if !retiring.isEmpty { mailbox.post { [self] in freeIdleRetiredPools() } }

@@ -37,6 +37,20 @@ final class SharedLedger {
         return state.withLock { $0[route]!.claim(key, now: now) }
     }
 
+    /// Start-up: `body` gets a function that remembers one delivered id of a route, loaded from a
+    /// durable store oldest first (route, key, monotonic expiry, now); ids of routes not
+    /// configured are ignored. Runs under the lock, before any request is served.
+    func restoring(_ body: ((String, EventKey, Int64, Int64) -> Void) throws -> Void) rethrows {
+        try state.withLock { ledgers in
+            try body { route, key, expiresAt, now in ledgers[route]?.restore(key, expiresAt: expiresAt, now: now) }
+        }
+    }
+
+    /// Each route's `dedup.capacity` (a durable store trims its file to it).
+    func capacities() -> [String: Int] {
+        state.withLock { $0.mapValues(\.capacity) }
+    }
+
     /// Claims, and when the event is in flight adds `waiter`; returns nil if the waiter was added.
     func claimOrWait(route: String, key: EventKey, waiter: WaitingCopy) -> DeliveryLedger<WaitingCopy>.Claim? {
         let now = MonotonicClock.milliseconds()

@@ -1,9 +1,17 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Glibc
 import HookgateCore
 
 /// Loads a configuration file with the process's environment and file system as secret sources,
 /// and checks what it names on disk (TLS certificates and keys) with OpenSSL.
 public enum ConfigurationFile {
+    /// What `--config` takes to mean standard input.
+    public static let standardInput = "-"
+
     public static func load(path: String) -> Result<Configuration, ConfigurationProblems> {
         loadRuntime(path: path).map(\.configuration)
     }
@@ -11,18 +19,16 @@ public enum ConfigurationFile {
     static func loadRuntime(path: String) -> Result<RuntimeConfiguration, ConfigurationProblems> {
         let data: [UInt8]
         do {
-            data = try readFile(path)
+            data = path == standardInput ? try readAll(fd: STDIN_FILENO) : try readFile(path)
         } catch {
-            return .failure(ConfigurationProblems(problems: [.init(key: "", message: "cannot read configuration file \(path): \(error)")]))
+            let source = path == standardInput ? "standard input" : "configuration file \(path)"
+            return .failure(ConfigurationProblems(problems: [.init(key: "", message: "cannot read \(source): \(error)")]))
         }
-        guard let text = String(validating: data, as: UTF8.self) else {
-            return .failure(ConfigurationProblems(problems: [.init(key: "", message: "configuration file \(path) is not UTF-8")]))
-        }
-        return ConfigurationLoader.load(yaml: text, environment: processEnvironment).flatMap(RuntimeConfiguration.make)
+        return ConfigurationLoader.load(bytes: data, environment: processEnvironment).flatMap(RuntimeConfiguration.make)
     }
 
     public static var processEnvironment: SecretEnvironment {
-        SecretEnvironment(variables: ProcessInfo.processInfo.environment, readFile: readFile,
+        SecretEnvironment(variables: ProcessInfo.processInfo.environment, readFile: { try readFile($0) },
                           isWritableDirectory: { path in
                               var status = stat()
                               return stat(path, &status) == 0 && (status.st_mode & S_IFMT) == S_IFDIR && access(path, W_OK | X_OK) == 0
@@ -34,6 +40,10 @@ public enum ConfigurationFile {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw SystemError("cannot open") }
         defer { close(fd) }
+        return try readAll(fd: fd)
+    }
+
+    private static func readAll(fd: Int32) throws -> [UInt8] {
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65_536)
         while true {

@@ -45,7 +45,7 @@ public final class Gateway {
         metrics.attachDestinations(runtime.compiledRoutes)
         runtimeBox = Locked(runtime)
         ledger.configure(configuration.routes)
-        store = MemoryLedgerStore()
+        store = try makeLedgerStore(configuration, ledger: ledger, metrics: metrics)
         log = Logger(label: "hookgate")
     }
 
@@ -56,7 +56,7 @@ public final class Gateway {
     /// Listening with a valid configuration and no shutdown started (`/readyz`).
     var isReady: Bool { serving.withLock { $0 } && !stopping.withLock { $0 } }
 
-    func metricsExposition() -> [UInt8] { metrics.exposition(ledger: ledger) }
+    func metricsExposition() -> [UInt8] { metrics.exposition(ledger: ledger, listenerTLS: runtime.serverTLS ?? startupTLS) }
 
     /// Binds the listening sockets and starts every worker on its own thread.
     public func start() throws {
@@ -101,6 +101,7 @@ public final class Gateway {
         serving.withLock { $0 = true }
         log.info("listening", metadata: [
             "listen": .string("\(configuration.listen.host):\(port)"),
+            "version": .string(HookgateVersion.current),
             "workers": .stringConvertible(count),
             "routes": .array(configuration.routes.map { .string("\($0.path) -> " + $0.destinations.map { "\($0.upstream.url)" }.joined(separator: ", ")) }),
         ])
@@ -242,6 +243,10 @@ public final class Gateway {
     /// configuration now names.
     public func reload(trigger: ReloadTrigger = .sighup) {
         guard let path = configurationPath else { return }
+        if path == ConfigurationFile.standardInput {
+            log.warning("the configuration was read from standard input and cannot be read again; restart to change it")
+            return
+        }
         defer { watcher?.arm(paths: watchedPaths(runtime.configuration)) }
         switch ConfigurationFile.loadRuntime(path: path) {
         case .failure(let problems):
@@ -257,6 +262,9 @@ public final class Gateway {
             if configuration.listen != old.listen || configuration.workers != old.workers
                 || configuration.adminListen != old.adminListen || (configuration.tls == nil) != (old.tls == nil) {
                 log.warning("changes to listen, listen.tls on/off, workers and admin.listen take effect only after a restart; certificates, routes, secrets, upstreams and limits are reloaded")
+            }
+            if configuration.ledger.store != old.ledger.store || configuration.ledger.sqlite != old.ledger.sqlite {
+                log.warning("changes to ledger.* take effect only after a restart; the running ledger store is kept")
             }
             ledger.configure(configuration.routes)
             for route in fresh.compiledRoutes { route.metrics = metrics.route(named: route.name) }
@@ -306,11 +314,11 @@ public final class Gateway {
     /// dictionary because it is on every request's path.
     func recordAnswer(_ exchange: InboundExchange, status: Int, outcome: Outcome, reason: Reason?, upstreamStatus: Int?, client: String) {
         let elapsed = MonotonicClock.microseconds() - exchange.startedMicroseconds
-        (exchange.route?.metrics ?? metrics.unrouted).answered(outcome: outcome, reason: reason, microseconds: elapsed)
+        (exchange.route?.metrics ?? metrics.unrouted).answered(outcome: outcome, reason: reason, status: status, microseconds: elapsed)
         guard writesAccessLog else { return }
         let record = AccessLogRecord(
-            time: exchange.worker.accessLog.clock.now(), route: exchange.route?.name, eventID: exchange.envelope?.id,
-            eventType: exchange.envelope?.type, eventSource: exchange.envelope?.source, outcome: outcome.rawValue,
+            time: exchange.worker.accessLog.clock.now(), route: exchange.route?.name, eventID: exchange.event?.id,
+            eventType: exchange.event?.type, eventSource: exchange.event?.source, outcome: outcome.rawValue,
             reason: reason?.rawValue, status: status, upstreamStatus: upstreamStatus, durationMicroseconds: elapsed,
             requestID: exchange.requestID, client: client, upstreamError: exchange.upstreamError, destination: exchange.destination)
         exchange.worker.accessLog.append(record)

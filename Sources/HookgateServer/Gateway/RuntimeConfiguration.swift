@@ -3,7 +3,7 @@ import HookgateCore
 /// A configuration made ready to serve: routes compiled (signature scheme built, keys
 /// prepared), TLS contexts loaded. Immutable; a request keeps the one it started under until it
 /// is answered.
-final class RuntimeConfiguration {
+final class RuntimeConfiguration: Sendable {
     let configuration: Configuration
     let routes: RouteTable<CompiledRoute>
     let compiledRoutes: [CompiledRoute]
@@ -50,7 +50,10 @@ final class RuntimeConfiguration {
 }
 
 /// One route with everything a request needs precomputed.
-final class CompiledRoute {
+/// Sendable: every property is immutable once the gateway has set `metrics` (`destinations` is
+/// only set in `init`), which it does before the route serves its first request (start-up and
+/// reload, before the workers see it).
+final class CompiledRoute: @unchecked Sendable {
     let settings: Configuration.Route
     let admission: EventAdmission
     /// In configuration order; one for the `upstream:` form.
@@ -60,7 +63,7 @@ final class CompiledRoute {
 
     init(_ settings: Configuration.Route, upstreamTLS: [TLSContext?]) {
         self.settings = settings
-        admission = EventAdmission(scheme: settings.verify.scheme.makeScheme(settings.verify))
+        admission = EventAdmission(route: settings)
         destinations = settings.destinations.enumerated().map { i, destination in
             CompiledDestination(destination, ledgerName: settings.ledgerName(i), header: settings.isFanOut ? destination.name : nil,
                                 upstreamTLS: upstreamTLS[i], route: self)
@@ -71,7 +74,9 @@ final class CompiledRoute {
 }
 
 /// One destination of a route: its upstream, filter and dedup ledger, with a pool per worker.
-final class CompiledDestination {
+/// Sendable for the same reason as `CompiledRoute`: immutable once the gateway has set `metrics`,
+/// before the route serves its first request.
+final class CompiledDestination: @unchecked Sendable {
     let name: String
     let filter: EventFilter
     let upstream: Configuration.Upstream

@@ -5,8 +5,9 @@ import Logging
 
 /// One event loop: its own libevent base, listening socket (SO_REUSEPORT when there are several
 /// workers), client connections and upstream pools. Everything here runs on the worker's thread;
-/// other threads reach it only through `mailbox`.
-final class Worker {
+/// other threads reach it only through `mailbox` (which is why it may be handed to them:
+/// `@unchecked Sendable` records that confinement, which the compiler cannot see through C callbacks).
+final class Worker: @unchecked Sendable {
     let index: Int
     unowned let gateway: Gateway
     let base: OpaquePointer
@@ -167,6 +168,7 @@ final class Worker {
         }
         let connection = InboundConnection(worker: self, bufferevent: bev, clientAddress: client, isTLS: tls, limits: limits)
         connections[ObjectIdentifier(connection)] = connection
+        gateway.metrics.clientConnectionAccepted()
         pauseAtCap()
     }
 
@@ -191,6 +193,7 @@ final class Worker {
 
     func connectionClosed(_ connection: InboundConnection) {
         connections[ObjectIdentifier(connection)] = nil
+        gateway.metrics.clientConnectionClosed()
         resumeBelowCap()
     }
 
@@ -211,7 +214,7 @@ final class Worker {
         default:
             return "unknown"
         }
-        return String(cString: text)
+        return text.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
     }
 
     /// Takes a reloaded configuration: new limits for new requests, new pools for new forwards;
@@ -247,7 +250,7 @@ final class Worker {
             gmtime_r(&t, &parts)
             var buffer = [CChar](repeating: 0, count: 64)
             strftime(&buffer, buffer.count, "%a, %d %b %Y %H:%M:%S GMT", &parts)
-            dateText = String(cString: buffer)
+            dateText = buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
         }
         return dateText
     }
@@ -286,27 +289,32 @@ final class Worker {
             body: body,
             contiguousBody: { body.contiguous() },
             now: WallClock.seconds())
-        let envelope: CloudEventEnvelope
+        let event: AdmittedEvent
         switch admitted {
         case .failure(let rejection):
             exchange.reject(rejection)
             return
         case .success(let e):
-            envelope = e
+            event = e
         }
-        exchange.envelope = envelope
-        let key = EventKey(source: envelope.source, id: envelope.id)
+        exchange.event = event
         let destination: CompiledDestination
         if route.settings.isFanOut {
-            let matched = FanOut.select(route, envelope: envelope)
+            let matched = FanOut.select(route, type: event.type)
             guard matched.count == 1 else {
-                FanOut(exchange: exchange, route: route, matched: matched, worker: self).start(envelope: envelope, key: key)
+                FanOut(exchange: exchange, route: route, matched: matched, worker: self).start(event: event)
                 return
             }
             destination = matched[0]
             exchange.destination = destination.name
         } else {
             destination = route.destinations[0]
+        }
+        guard let key = event.key else {
+            // No id to de-duplicate on (a scheme or body without one): forwarded every time.
+            gateway.forwardStarted()
+            forward(exchange, destination: destination, event: event)
+            return
         }
         switch gateway.ledger.claimOrWait(route: destination.ledgerName, key: key, waiter: WaitingCopy(exchange: exchange, worker: self)) {
         case nil:
@@ -318,20 +326,20 @@ final class Worker {
         case .inFlight?:
             exchange.reject(Rejection(.inFlight, "too many copies of this event are waiting; retry"))
         case .forward?:
-            claimInStore(exchange, destination: destination, envelope: envelope, key: key)
+            claimInStore(exchange, destination: destination, event: event, key: key)
         }
     }
 
     /// The first copy in this process: the ledger store may know the event from another replica
     /// or from before a restart. Counted as a forward in flight from here, so that a drain waits
     /// for the store's answer too.
-    private func claimInStore(_ exchange: InboundExchange, destination: CompiledDestination, envelope: CloudEventEnvelope, key: EventKey) {
+    private func claimInStore(_ exchange: InboundExchange, destination: CompiledDestination, event: AdmittedEvent, key: EventKey) {
         gateway.forwardStarted()
         let retryCount = exchange.retryCount
         gateway.store.claim(route: destination.ledgerName, key: key, retryCount: retryCount, worker: self) { [self] answer in
             switch answer {
             case .forward:
-                forward(exchange, destination: destination, envelope: envelope)
+                forward(exchange, destination: destination, event: event)
                 return
             case .delivered:
                 destination.metrics.record(.duplicate)
@@ -361,13 +369,13 @@ final class Worker {
     }
 
     /// Sends the event to one destination; `fanOut` hears the result when it is one of several.
-    func forward(_ exchange: InboundExchange, destination: CompiledDestination, envelope: CloudEventEnvelope, fanOut: FanOut? = nil) {
+    func forward(_ exchange: InboundExchange, destination: CompiledDestination, event: AdmittedEvent, fanOut: FanOut? = nil) {
         let upstream = destination.upstream
         let addHeaders = destination.header.map { upstream.addHeaders + [("X-Hookgate-Destination", $0)] } ?? upstream.addHeaders
         let head = ForwardedHeaders.requestHead(
             target: upstream.url.target, authority: destination.upstreamAuthority, inbound: exchange.headers,
             context: .init(clientAddress: exchange.connection.clientAddress, scheme: tls ? "https" : "http",
-                           requestID: exchange.requestID, envelope: envelope, peerTrusted: exchange.peerTrusted),
+                           requestID: exchange.requestID, event: event, peerTrusted: exchange.peerTrusted),
             addHeaders: addHeaders, contentLength: evbuffer_get_length(exchange.body))
         let pool = self.pool(for: destination)
         pool.submit(ForwardJob(exchange: exchange, requestHead: head, pool: pool, fanOut: fanOut))

@@ -52,8 +52,9 @@ extension timeval {
     }
 }
 
-/// A plain mutual-exclusion lock around a value.
-final class Locked<Value> {
+/// A plain mutual-exclusion lock around a value. Sendable because every access to the value goes
+/// through `withLock`; what the body hands out of it must be safe to share on its own.
+final class Locked<Value>: @unchecked Sendable {
     private var value: Value
     private let lock = NSLock()
 

@@ -33,7 +33,7 @@ final class InboundExchange {
     /// The peer is in `trusted_proxies`.
     let peerTrusted: Bool
     var route: CompiledRoute?
-    var envelope: CloudEventEnvelope?
+    var event: AdmittedEvent?
     /// What went wrong with the upstream, for the access log only (never for the sender).
     var upstreamError: String?
     /// The one destination of a `destinations:` route that the event went to (access log).

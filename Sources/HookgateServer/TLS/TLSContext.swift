@@ -3,7 +3,9 @@ import HookgateCore
 
 /// OpenSSL contexts for the HTTPS listener and for `https://` upstreams. A context is shared by
 /// the connections made from it (OpenSSL reference-counts it) and freed with its last user.
-final class TLSContext {
+/// Sendable: an `SSL_CTX` is not changed after it is built, and OpenSSL allows one to be used by
+/// many threads at once (sessions are made from it under its own locks).
+final class TLSContext: @unchecked Sendable {
     let context: OpaquePointer
 
     private init(_ context: OpaquePointer) { self.context = context }
@@ -15,7 +17,7 @@ final class TLSContext {
         while case let code = ERR_get_error(), code != 0 {
             var buffer = [CChar](repeating: 0, count: 256)
             ERR_error_string_n(code, &buffer, buffer.count)
-            text = String(cString: buffer)
+            text = buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
         }
         return text.isEmpty ? "unknown OpenSSL error" : text
     }
@@ -24,7 +26,7 @@ final class TLSContext {
     static func describe(_ code: UInt) -> String {
         var buffer = [CChar](repeating: 0, count: 256)
         ERR_error_string_n(code, &buffer, buffer.count)
-        return String(cString: buffer)
+        return buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
     }
 
     private static func hardened(_ method: OpaquePointer) -> OpaquePointer? {
@@ -59,18 +61,31 @@ final class TLSContext {
         return .success(context)
     }
 
+    /// When the certificate this context presents expires (Unix seconds), if it has one.
+    func certificateNotAfter() -> Double? {
+        guard let certificate = SSL_CTX_get0_certificate(context), let notAfter = X509_get0_notAfter(certificate) else { return nil }
+        var time = tm()
+        guard ASN1_TIME_to_tm(notAfter, &time) == 1 else { return nil }
+        return Double(timegm(&time))
+    }
+
     /// A context for connections to an upstream: verifies the peer against the system store or
     /// `ca_file`, unless verification is switched off.
     static func client(_ upstream: Configuration.Upstream, key: String) -> Result<TLSContext, ConfigurationProblems> {
+        client(caFile: upstream.caFile, insecureSkipVerify: upstream.tlsInsecureSkipVerify, key: key)
+    }
+
+    /// A client context from the settings upstreams and `ledger.redis` share.
+    static func client(caFile: String?, insecureSkipVerify: Bool, key: String) -> Result<TLSContext, ConfigurationProblems> {
         guard let ctx = hardened(TLS_client_method()) else {
             return .failure(.init(problems: [.init(key: key, message: lastError())]))
         }
         let context = TLSContext(ctx)
-        if upstream.tlsInsecureSkipVerify {
+        if insecureSkipVerify {
             SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nil)
         } else {
             SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nil)
-            if let ca = upstream.caFile {
+            if let ca = caFile {
                 guard SSL_CTX_load_verify_locations(ctx, ca, nil) == 1 else {
                     return .failure(.init(problems: [.init(key: "\(key).ca_file", message: "cannot load \(ca): \(lastError())")]))
                 }

@@ -1,17 +1,10 @@
-import ArgumentParser
 import Foundation
 import HookgateCore
-import HookgateServer
-import Logging
 
-/// `hookgate demo`: the whole gateway on a fresh machine, nothing to set up.
-struct Demo: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Start the gateway with a built-in echo upstream and show a signed, a tampered and a duplicate event.")
-
-    @Option(help: "Configuration to start from (listen and upstream are replaced by local ones). Default: conf/hookgate.yaml if present, else a built-in one.")
-    var config: String?
-
+/// `hookgate demo`: the whole gateway on a fresh machine, nothing to set up. Starts the gateway
+/// in front of an `EchoUpstream` and sends a signed, a tampered and a duplicate event with
+/// `DemoClient`, printing what happened to each.
+public enum GatewayDemo {
     static let builtInConfiguration = """
     routes:
       - name: vecu
@@ -24,41 +17,45 @@ struct Demo: ParsableCommand {
           url: http://127.0.0.1:3000/webhooks/vecu
     """
 
-    @Flag(help: "Also print the gateway's JSON log lines.")
-    var verbose = false
-
-    func run() throws {
-        LoggingSystem.bootstrap { label in
-            var handler = JSONLogHandler(label: label)
-            handler.logLevel = verbose ? .info : .critical
-            return handler
-        }
+    /// Runs the demo and returns the process's exit status (0: all three behaved as expected).
+    /// `configPath` is a configuration to start from (listen and upstream are replaced by local
+    /// ones); without it, conf/hookgate.yaml if present, else a built-in one.
+    public static func run(configPath: String?, accessLog: Bool) -> Int32 {
         if ProcessInfo.processInfo.environment["VECU_WEBHOOK_SECRET"] == nil {
             setenv("VECU_WEBHOOK_SECRET", "demo-secret-0123456789abcdef0123456789abcdef", 1)
         }
         let secret = ProcessInfo.processInfo.environment["VECU_WEBHOOK_SECRET"]!
+        let path = configPath ?? (FileManager.default.fileExists(atPath: "conf/hookgate.yaml") ? "conf/hookgate.yaml" : nil)
+        let loaded = path.map(ConfigurationFile.load(path:))
+            ?? ConfigurationLoader.load(yaml: builtInConfiguration, environment: ConfigurationFile.processEnvironment)
         var configuration: Configuration
-        if let config {
-            configuration = try loadOrExit(config)
-        } else if FileManager.default.fileExists(atPath: "conf/hookgate.yaml") {
-            configuration = try loadOrExit("conf/hookgate.yaml")
-        } else {
-            switch ConfigurationLoader.load(yaml: Self.builtInConfiguration, environment: ConfigurationFile.processEnvironment) {
-            case .success(let c): configuration = c
-            case .failure(let problems):
-                printError(problems.description)
-                throw ExitCode(1)
-            }
+        switch loaded {
+        case .success(let c): configuration = c
+        case .failure(let problems):
+            printError(problems.description)
+            return 1
         }
+        do {
+            return try run(configuration: &configuration, secret: secret, accessLog: accessLog) == 0 ? 0 : 1
+        } catch {
+            printError("demo failed: \(error)")
+            return 1
+        }
+    }
+
+    /// The three steps; returns how many did not behave as expected.
+    private static func run(configuration: inout Configuration, secret: String, accessLog: Bool) throws -> Int {
         configuration.adminListen = nil
         let echo = try EchoUpstream()
         configuration.listen = ListenAddress(host: "127.0.0.1", port: 0)
         configuration.workers = .fixed(1)
         for i in configuration.routes.indices {
-            configuration.routes[i].upstream.url = UpstreamURL(parsing: "http://127.0.0.1:\(echo.port)/echo")!
+            for j in configuration.routes[i].destinations.indices {
+                configuration.routes[i].destinations[j].upstream.url = UpstreamURL(parsing: "http://127.0.0.1:\(echo.port)/echo")!
+            }
         }
         let route = configuration.routes[0]
-        let gateway = try Gateway(configuration: configuration, accessLog: verbose)
+        let gateway = try Gateway(configuration: configuration, accessLog: accessLog)
         try gateway.start()
         print("hookgate demo: gateway on 127.0.0.1:\(gateway.port)\(route.path), echo upstream on 127.0.0.1:\(echo.port)")
         print("")
@@ -100,6 +97,10 @@ struct Demo: ParsableCommand {
         echo.stop()
         print("")
         print(failures == 0 ? "demo finished: all three behaved as expected" : "demo finished with \(failures) unexpected result(s)")
-        if failures > 0 { throw ExitCode(1) }
+        return failures
+    }
+
+    private static func printError(_ text: String) {
+        FileHandle.standardError.write(Data((text + "\n").utf8))
     }
 }
