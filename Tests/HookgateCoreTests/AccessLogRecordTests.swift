@@ -34,4 +34,17 @@ struct AccessLogRecordTests {
         #expect(text.contains(#","upstream.error":"# + rendered + "}\n"))
         #expect(text.filter { $0 == "\n" }.count == 1, "one line")
     }
+
+    @Test func destinationIsLoggedWhenKnown() {
+        var record = AccessLogRecord(time: "t", route: "vecu", eventID: nil, eventType: nil, eventSource: nil, outcome: "forwarded",
+                                     reason: nil, status: 200, upstreamStatus: 200, durationMicroseconds: 0, requestID: "r",
+                                     client: "c")
+        var out: [UInt8] = []
+        record.appendJSONLine(to: &out)
+        #expect(!String(decoding: out, as: UTF8.self).contains("destination"))
+        record.destination = "custody-app"
+        out = []
+        record.appendJSONLine(to: &out)
+        #expect(String(decoding: out, as: UTF8.self).contains(#""client":"c","destination":"custody-app","duration_ms":"#))
+    }
 }

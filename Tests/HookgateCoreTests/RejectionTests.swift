@@ -14,6 +14,7 @@ struct RejectionTests {
         .envelopeInvalid: 400, .eventIDMismatch: 400, .eventTypeMismatch: 400,
         .duplicate: 200, .inFlight: 503, .upstreamUnreachable: 502, .upstreamTimeout: 504,
         .upstreamInvalidResponse: 502, .upstreamBusy: 503, .shuttingDown: 503, .ledgerUnavailable: 503,
+        .filtered: 200, .destinationFailed: 503, .destinationRefused: 400,
     ]
 
     @Test func everyReasonHasAnExpectedStatus() {
@@ -29,7 +30,7 @@ struct RejectionTests {
     @Test(arguments: Reason.allCases)
     func retryAfter(_ reason: Reason) {
         let expected: Int? = switch reason {
-        case .inFlight, .upstreamBusy, .ledgerUnavailable: 1
+        case .inFlight, .upstreamBusy, .ledgerUnavailable, .destinationFailed: 1
         case .shuttingDown: 5
         default: nil
         }

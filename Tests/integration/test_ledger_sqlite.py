@@ -380,3 +380,27 @@ def test_store_metrics_count_the_writes(hookgate_bin, upstream, tmp_path):
         assert m.types.get("hookgate_ledger_store_writes_total") == "counter"
     finally:
         g.stop()
+
+
+def test_fan_out_destinations_have_their_own_rows_and_survive_a_restart(run_gateway, start_upstream, tmp_path):
+    a, b = start_upstream(), start_upstream()
+    route = make_route("http://unused.invalid/")
+    del route["upstream"]
+    route["destinations"] = [{"name": "a", "upstream": {"url": a.url(UPSTREAM_PATH)}},
+                             {"name": "b", "upstream": {"url": b.url(UPSTREAM_PATH)}}]
+    path = tmp_path / "ledger.sqlite"
+    b.mode(status=500)
+    g = run_gateway(ledger_config(None, path, routes=[route]))
+    r = g.send(sender.make_event(id="fan-1"))
+    assert r.status == 503, r.body
+    assert json.loads(r.body)["destinations"] == {"a": "delivered", "b": "failed"}
+    assert g.terminate() == 0
+    # Only the destination that has the event is on disk, under its own ledger name.
+    assert [(row[0], row[2]) for row in rows(path)] == [(b"vecu/a", b"fan-1")]
+
+    b.mode(status=200)
+    g2 = run_gateway(ledger_config(None, path, routes=[route]))
+    r = g2.send(sender.make_event(id="fan-1"), retry_count=1, ts=int(time.time()) + 1)
+    assert r.status == 200, r.body
+    assert json.loads(r.body) == {"destinations": {"a": "duplicate", "b": "delivered"}}
+    assert a.count() == 1 and b.count() == 2

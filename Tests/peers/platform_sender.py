@@ -321,17 +321,19 @@ class PlatformSender:
         return [mine] + out
 
     # ---- a workload -------------------------------------------------------------------------
-    def run(self, n_events, dup_share=0.1, id_prefix=None, seed=None, later_delay=0.0, rate=None):
+    def run(self, n_events, dup_share=0.1, id_prefix=None, seed=None, later_delay=0.0, rate=None, types=None):
         """Delivers n_events new events; a dup_share of them twice at once and once more later.
         rate: start at most this many deliveries per second (the copies of a "dup" event sent at
-        once count as one), so that a fault injected mid-run meets a steady load. Returns a
-        Report with every delivery."""
+        once count as one), so that a fault injected mid-run meets a steady load.
+        `types`: event types given to the events in turn (default: make_event's one).
+        Returns a Report with every delivery."""
         rng = random.Random(seed)
         prefix = id_prefix or "evt_%s_" % uuid.uuid4().hex[:8]
         events = []
         for i in range(n_events):
             eid = "%s%06d" % (prefix, i)
-            events.append((eid, sender.make_event(id=eid), rng.random() < dup_share))
+            kind = {"type": types[i % len(types)]} if types else {}
+            events.append((eid, sender.make_event(id=eid, **kind), rng.random() < dup_share))
         first = [(e, b, dup) for e, b, dup in events]
         rng.shuffle(first)
         later = [(e, b) for e, b, dup in events if dup]

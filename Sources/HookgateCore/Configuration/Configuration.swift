@@ -13,6 +13,9 @@ public struct Configuration: Sendable {
     public var shutdownGrace: ConfigDuration = .seconds(25)
     /// `routes`: at least one.
     public var routes: [Route] = []
+    /// `product_groups`: what each product group name expands to (wildcard patterns), for the
+    /// destinations' `filter.product_groups`. Default none.
+    public var productGroups: [String: [String]] = [:]
     /// `admin.listen`: the operator's listener (health, readiness, metrics). Off when absent.
     public var adminListen: ListenAddress?
     /// `ledger`: where delivered ids are remembered (memory, sqlite or redis). Default memory.
@@ -55,13 +58,54 @@ public struct Configuration: Sendable {
         public var path: String
         public var verify: Verify
         public var dedup = Dedup()
-        public var upstream: Upstream
+        /// `upstream` (one destination, named after the route, no filter) or `destinations`
+        /// (one or more, each with its own filter, upstream, pool and dedup keys). Never empty.
+        public var destinations: [Destination]
+        /// Whether the route was written with `destinations:` (forwards then carry
+        /// `X-Hookgate-Destination`, and hookgate answers for several destinations itself).
+        public var isFanOut: Bool
 
+        /// The one-destination form (`upstream:`).
         public init(name: String, path: String, verify: Verify, dedup: Dedup = Dedup(), upstream: Upstream) {
+            self.init(name: name, path: path, verify: verify, dedup: dedup,
+                      destinations: [Destination(name: name, upstream: upstream)], isFanOut: false)
+        }
+
+        public init(name: String, path: String, verify: Verify, dedup: Dedup, destinations: [Destination], isFanOut: Bool) {
             self.name = name
             self.path = path
             self.verify = verify
             self.dedup = dedup
+            self.destinations = destinations
+            self.isFanOut = isFanOut
+        }
+
+        /// The first destination's upstream: the route's only one in the `upstream:` form.
+        public var upstream: Upstream {
+            get { destinations[0].upstream }
+            set { destinations[0].upstream = newValue }
+        }
+
+        /// The dedup ledger of destination `i`: the route name in the `upstream:` form (so dedup
+        /// state from before `destinations:` existed stays valid), `route/destination` otherwise
+        /// (a `/` cannot occur in either name, so no two destinations share a ledger).
+        public func ledgerName(_ i: Int) -> String {
+            isFanOut ? "\(name)/\(destinations[i].name)" : name
+        }
+    }
+
+    /// `routes[i].destinations[j]`: where events of the filter's types go.
+    public struct Destination: Sendable {
+        /// `name`: unique within the route; letters, digits, `-`, `_` or `.`.
+        public var name: String
+        /// `filter`: the guide's filter. Default: everything.
+        public var filter: EventFilter
+        /// `upstream`: every key of a route's `upstream`.
+        public var upstream: Upstream
+
+        public init(name: String, filter: EventFilter = .everything, upstream: Upstream) {
+            self.name = name
+            self.filter = filter
             self.upstream = upstream
         }
     }

@@ -79,7 +79,11 @@ public enum ConfigurationLoader {
             "trusted_proxies",
             "shutdown_delay",
             "log_level",
+            "product_groups",
         ])
+        if let node = fields["product_groups"] {
+            config.productGroups = loadProductGroups(node, reader: &reader)
+        }
 
         if let node = fields["listen"] {
             var addressNode: Node? = node
@@ -151,7 +155,8 @@ public enum ConfigurationLoader {
             var seenNames: [String: Int] = [:]
             for (i, item) in list.enumerated() {
                 let key = "routes[\(i)]"
-                guard let route = loadRoute(item, at: key, reader: &reader, environment: environment) else { continue }
+                guard let route = loadRoute(item, at: key, productGroups: config.productGroups, reader: &reader,
+                                            environment: environment) else { continue }
                 if let first = seenPaths[route.path] {
                     reader.problem("\(key).path", "duplicate path \"\(route.path)\" (also routes[\(first)].path)")
                 } else {
@@ -185,11 +190,18 @@ public enum ConfigurationLoader {
         return reader.problems.isEmpty ? .success(config) : .failure(ConfigurationProblems(problems: reader.problems))
     }
 
-    private static func loadRoute(_ node: Node, at key: String, reader: inout NodeReader, environment: SecretEnvironment) -> Configuration.Route? {
+    /// Route and destination names: letters, digits, `-`, `_`, `.` (never `/`, which joins the
+    /// two in a destination's ledger name).
+    static func isValidName(_ name: String) -> Bool {
+        !name.isEmpty && name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) })
+    }
+
+    private static func loadRoute(_ node: Node, at key: String, productGroups: [String: [String]], reader: inout NodeReader,
+                                  environment: SecretEnvironment) -> Configuration.Route? {
         guard let map = reader.mapping(node, at: key) else { return nil }
-        let f = reader.fields(map, at: key, allowed: ["name", "path", "verify", "dedup", "upstream"])
+        let f = reader.fields(map, at: key, allowed: ["name", "path", "verify", "dedup", "upstream", "destinations"])
         let name = reader.required(f, "name", at: key).flatMap { reader.string($0, at: "\(key).name") }
-        if let name, name.isEmpty || !name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }) {
+        if let name, !isValidName(name) {
             reader.problem("\(key).name", "expected letters, digits, '-', '_' or '.', got \"\(name)\"")
         }
         let path = reader.required(f, "path", at: key).flatMap { reader.string($0, at: "\(key).path") }
@@ -208,9 +220,162 @@ public enum ConfigurationLoader {
                 else { reader.problem("\(key).dedup.id", "expected header:NAME or body:/json/pointer, got \"\(text)\"") }
             }
         }
-        let upstream = reader.required(f, "upstream", at: key).flatMap { loadUpstream($0, at: "\(key).upstream", reader: &reader, environment: environment) }
-        guard let name, let path, let verify, let upstream else { return nil }
-        return Configuration.Route(name: name, path: path, verify: verify, dedup: dedup, upstream: upstream)
+        switch (f["upstream"], f["destinations"]) {
+        case (nil, nil):
+            reader.problem("\(key).upstream", "is required (or destinations)")
+            return nil
+        case (_?, _?):
+            reader.problem("\(key).destinations", "upstream and destinations are mutually exclusive: use one")
+            return nil
+        case (let node?, nil):
+            let upstream = loadUpstream(node, at: "\(key).upstream", reader: &reader, environment: environment)
+            guard let name, let path, let verify, let upstream else { return nil }
+            return Configuration.Route(name: name, path: path, verify: verify, dedup: dedup, upstream: upstream)
+        case (nil, let node?):
+            let destinations = loadDestinations(node, at: "\(key).destinations", productGroups: productGroups, reader: &reader,
+                                                environment: environment)
+            guard let name, let path, let verify, let destinations else { return nil }
+            if verify.scheme != .vecu {
+                // Filters match event types, and only the CloudEvents envelope carries one: every
+                // event of another scheme would silently miss a filter that names types.
+                for (j, destination) in destinations.enumerated() where destination.filter != .everything {
+                    reader.problem("\(key).destinations[\(j)].filter",
+                                   "filters match event types, which only vecu events carry; \(verify.scheme.rawValue) events have none")
+                }
+            }
+            return Configuration.Route(name: name, path: path, verify: verify, dedup: dedup, destinations: destinations, isFanOut: true)
+        }
+    }
+
+    /// `product_groups`: a mapping of group names to non-empty lists of wildcard patterns (a
+    /// repeated name is already refused by the YAML parser).
+    private static func loadProductGroups(_ node: Node, reader: inout NodeReader) -> [String: [String]] {
+        guard let map = reader.mapping(node, at: "product_groups") else { return [:] }
+        var groups: [String: [String]] = [:]
+        for (k, v) in map {
+            guard let name = reader.string(k, at: "product_groups") else { continue }
+            let key = "product_groups.\(name)"
+            if !EventFilter.isValidGroupName(name) {
+                reader.problem(key, "expected a group name of letters, digits and '_' (e.g. CUSTODY_SDK)")
+                continue
+            }
+            guard let patterns = loadTokenList(v, at: key, wildcards: true, reader: &reader) else { continue }
+            if patterns.isEmpty { reader.problem(key, "a product group expands to at least one pattern") }
+            groups[name] = patterns
+        }
+        return groups
+    }
+
+    /// A list of event types (`wildcards` false) or patterns; nil if it is not a list of valid entries.
+    private static func loadTokenList(_ node: Node, at key: String, wildcards: Bool, reader: inout NodeReader) -> [String]? {
+        guard let list = reader.sequence(node, at: key) else { return nil }
+        var entries: [String] = []
+        var valid = true
+        for (i, item) in list.enumerated() {
+            guard let text = reader.string(item, at: "\(key)[\(i)]") else {
+                valid = false
+                continue
+            }
+            if let message = EventFilter.problem(with: text, wildcards: wildcards) {
+                reader.problem("\(key)[\(i)]", message)
+                valid = false
+            } else if entries.contains(where: { $0.utf8.elementsEqual(text.utf8) }) {
+                reader.problem("\(key)[\(i)]", "\"\(text)\" appears more than once")
+                valid = false
+            } else {
+                entries.append(text)
+            }
+        }
+        return valid ? entries : nil
+    }
+
+    private static func loadDestinations(_ node: Node, at key: String, productGroups: [String: [String]], reader: inout NodeReader,
+                                         environment: SecretEnvironment) -> [Configuration.Destination]? {
+        guard let list = reader.sequence(node, at: key) else { return nil }
+        if list.isEmpty {
+            reader.problem(key, "at least one destination is required")
+            return nil
+        }
+        var destinations: [Configuration.Destination] = []
+        var seen: [String: Int] = [:]
+        var valid = true
+        for (i, item) in list.enumerated() {
+            let dkey = "\(key)[\(i)]"
+            guard let map = reader.mapping(item, at: dkey) else {
+                valid = false
+                continue
+            }
+            let f = reader.fields(map, at: dkey, allowed: ["name", "filter", "upstream"])
+            let name = reader.required(f, "name", at: dkey).flatMap { reader.string($0, at: "\(dkey).name") }
+            if let name {
+                if !isValidName(name) {
+                    reader.problem("\(dkey).name", "expected letters, digits, '-', '_' or '.', got \"\(name)\"")
+                } else if let first = seen[name] {
+                    reader.problem("\(dkey).name", "duplicate destination name \"\(name)\" (also \(key)[\(first)].name)")
+                } else {
+                    seen[name] = i
+                }
+            }
+            var filter: EventFilter? = .everything
+            if let n = f["filter"] {
+                filter = loadFilter(n, at: "\(dkey).filter", productGroups: productGroups, reader: &reader)
+            }
+            let upstream = reader.required(f, "upstream", at: dkey).flatMap {
+                loadUpstream($0, at: "\(dkey).upstream", reader: &reader, environment: environment)
+            }
+            guard let name, let filter, let upstream else {
+                valid = false
+                continue
+            }
+            destinations.append(Configuration.Destination(name: name, filter: filter, upstream: upstream))
+        }
+        return valid ? destinations : nil
+    }
+
+    /// `filter`: the guide's four lists in snake_case; groups must be defined in `product_groups`.
+    private static func loadFilter(_ node: Node, at key: String, productGroups: [String: [String]],
+                                   reader: inout NodeReader) -> EventFilter? {
+        guard let map = reader.mapping(node, at: key) else { return nil }
+        let f = reader.fields(map, at: key, allowed: ["exclude", "include", "patterns", "product_groups"])
+        var filter = EventFilter()
+        var valid = true
+        for (name, wildcards) in [("exclude", false), ("include", false), ("patterns", true)] {
+            guard let n = f[name] else { continue }
+            guard let entries = loadTokenList(n, at: "\(key).\(name)", wildcards: wildcards, reader: &reader) else {
+                valid = false
+                continue
+            }
+            switch name {
+            case "exclude": filter.exclude = entries
+            case "include": filter.include = entries
+            default: filter.patterns = entries
+            }
+        }
+        if let n = f["product_groups"], let list = reader.sequence(n, at: "\(key).product_groups") {
+            for (i, item) in list.enumerated() {
+                let gkey = "\(key).product_groups[\(i)]"
+                guard let group = reader.string(item, at: gkey) else {
+                    valid = false
+                    continue
+                }
+                guard let expansion = productGroups[group] else {
+                    let known = productGroups.keys.sorted().joined(separator: ", ")
+                    reader.problem(gkey, "unknown product group \"\(group)\" (defined in product_groups: \(known.isEmpty ? "none" : known))")
+                    valid = false
+                    continue
+                }
+                if filter.productGroups.contains(group) {
+                    reader.problem(gkey, "\"\(group)\" appears more than once")
+                    valid = false
+                    continue
+                }
+                filter.productGroups.append(group)
+                filter.productGroupPatterns += expansion
+            }
+        } else if f["product_groups"] != nil {
+            valid = false
+        }
+        return valid ? filter : nil
     }
 
     private static func loadVerify(_ node: Node, at key: String, reader: inout NodeReader, environment: SecretEnvironment) -> Configuration.Verify? {

@@ -98,7 +98,8 @@ extension ConfigurationLoader {
         }
         if let lifetime = redis?.claimLifetime {
             for (i, route) in routes.enumerated() {
-                let needed = ConfigDuration(milliseconds: longestForward(route.upstream).milliseconds + claimMargin.milliseconds)
+                let longest = route.destinations.map { longestForward($0.upstream).milliseconds }.max() ?? 0
+                let needed = ConfigDuration(milliseconds: longest + claimMargin.milliseconds)
                 if lifetime < needed {
                     reader.problem("\(key).claim_lifetime",
                                    "\(lifetime) is shorter than the longest forward of routes[\(i)] (upstream.timeout plus the pool wait plus \(claimMargin)): at least \(needed)")

@@ -31,6 +31,13 @@ public enum Reason: String, Sendable, CaseIterable {
     /// risk a duplicate (`ledger.redis.on_unavailable: reject`).
     case ledgerUnavailable = "ledger_unavailable"
     case shuttingDown = "shutting_down"
+    /// Not an error: no destination of the route wanted the event's type (answered 200).
+    case filtered = "filtered"
+    /// Several destinations matched and one failed in a way the sender retries (answered 503).
+    case destinationFailed = "destination_failed"
+    /// Several destinations matched, none failed retriably, one refused with a final 4xx (that
+    /// 4xx is the answer; 400 stands for it here).
+    case destinationRefused = "destination_refused"
 
     /// The status sent to the sender. 5xx and 429 make the platform retry; other 4xx do not,
     /// so only input that can never become valid gets a 4xx.
@@ -48,8 +55,9 @@ public enum Reason: String, Sendable, CaseIterable {
         case .timestampMissing, .timestampInvalid, .timestampOutsideWindow,
              .signatureMissing, .signatureMalformed, .signatureMismatch: return 401
         case .envelopeInvalid, .eventIDMismatch, .eventTypeMismatch: return 400
-        case .duplicate: return 200
-        case .inFlight, .upstreamBusy, .shuttingDown, .ledgerUnavailable: return 503
+        case .duplicate, .filtered: return 200
+        case .destinationRefused: return 400
+        case .inFlight, .upstreamBusy, .shuttingDown, .ledgerUnavailable, .destinationFailed: return 503
         case .upstreamUnreachable, .upstreamInvalidResponse: return 502
         case .upstreamTimeout: return 504
         }
@@ -58,7 +66,7 @@ public enum Reason: String, Sendable, CaseIterable {
     /// Whether the answer carries `Retry-After` (the sender should come back soon).
     public var retryAfterSeconds: Int? {
         switch self {
-        case .inFlight, .upstreamBusy, .ledgerUnavailable: return 1
+        case .inFlight, .upstreamBusy, .ledgerUnavailable, .destinationFailed: return 1
         case .shuttingDown: return 5
         default: return nil
         }

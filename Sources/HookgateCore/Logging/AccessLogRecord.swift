@@ -18,10 +18,13 @@ public struct AccessLogRecord {
     /// that could not be read): for the operator only, never sent to the sender. A line that has
     /// one is logged at level `warn`.
     public var upstreamError: String?
+    /// The one destination the event went to, on a route with `destinations:` (a fan-out to
+    /// several logs a line per destination instead).
+    public var destination: String?
 
     public init(time: String, route: String?, eventID: String?, eventType: String?, eventSource: String?, outcome: String,
                 reason: String?, status: Int, upstreamStatus: Int?, durationMicroseconds: Int64, requestID: String, client: String,
-                upstreamError: String? = nil) {
+                upstreamError: String? = nil, destination: String? = nil) {
         self.time = time
         self.route = route
         self.eventID = eventID
@@ -35,6 +38,7 @@ public struct AccessLogRecord {
         self.requestID = requestID
         self.client = client
         self.upstreamError = upstreamError
+        self.destination = destination
     }
 
     /// Appends `{"time":...,"level":"info","msg":"request",...}\n` to `out` (`"level":"warn"` when
@@ -44,6 +48,7 @@ public struct AccessLogRecord {
         JSONText.appendQuoted(time, to: &out)
         out.appendUTF8(upstreamError == nil ? #","level":"info","msg":"request","client":"# : #","level":"warn","msg":"request","client":"#)
         JSONText.appendQuoted(client, to: &out)
+        if let destination { out.appendUTF8(#","destination":"#); JSONText.appendQuoted(destination, to: &out) }
         out.appendUTF8(#","duration_ms":"#)
         appendMilliseconds(durationMicroseconds, to: &out)
         if let eventID { out.appendUTF8(#","event.id":"#); JSONText.appendQuoted(eventID, to: &out) }

@@ -18,19 +18,28 @@ extension Worker {
         }
         // An event without an id was never claimed: nothing to record, nobody waits on it.
         let key = exchange.event?.key
-        let waiters = key.map { gateway.ledger.finish(route: route.name, key: $0, delivered: delivered) } ?? []
-        switch answer {
-        case .relay(let status, _):
-            exchange.relay(status: status, reply: reply!)
-        case .reject(let rejection):
-            exchange.upstreamError = outcome?.errorDetail
-            exchange.reject(rejection, upstreamStatus: upstreamStatus)
+        let destination = job.destination
+        destination.metrics.record(delivered ? .forwarded : .failed)
+        let waiters = key.map { gateway.ledger.finish(route: destination.ledgerName, key: $0, delivered: delivered) } ?? []
+        if let fanOut = job.fanOut {
+            // One of several destinations: the sender is answered when the last one finishes.
+            fanOut.finished(destination, result: delivered ? .delivered : .forStatus(upstreamStatus),
+                            upstreamStatus: upstreamStatus, upstreamError: outcome?.errorDetail)
+        } else {
+            switch answer {
+            case .relay(let status, _):
+                exchange.relay(status: status, reply: reply!)
+            case .reject(let rejection):
+                exchange.upstreamError = outcome?.errorDetail
+                exchange.reject(rejection, upstreamStatus: upstreamStatus)
+            }
         }
         gateway.forwardFinished()
         if let key, delivered {
-            gateway.store.recordDelivered(route: route.name, key: key, ttlMilliseconds: route.settings.dedup.ttl.milliseconds, worker: self)
+            gateway.store.recordDelivered(route: destination.ledgerName, key: key, ttlMilliseconds: route.settings.dedup.ttl.milliseconds,
+                                          worker: self)
         } else if let key {
-            gateway.store.release(route: route.name, key: key, worker: self)
+            gateway.store.release(route: destination.ledgerName, key: key, worker: self)
         }
         if !retiring.isEmpty { mailbox.post { [self] in freeIdleRetiredPools() } }
         for waiter in waiters {

@@ -352,10 +352,15 @@ final class RedisLedgerStore: LedgerStore, @unchecked Sendable {
         }
     }
 
-    /// The longest the claimer of an event of `route` can take: as long as waiting for it helps.
+    /// The longest the claimer of an event of ledger `route` (`Configuration.Route.ledgerName`) can
+    /// take: as long as waiting for it helps.
     private func longestForward(route: String, worker: Worker) -> Int64 {
-        guard let found = worker.gateway.runtime.compiledRoutes.first(where: { $0.name == route }) else { return claimLifetime }
-        return ConfigurationLoader.longestForward(found.upstream).milliseconds
+        for compiled in worker.gateway.runtime.compiledRoutes {
+            if let found = compiled.destinations.first(where: { $0.ledgerName == route }) {
+                return ConfigurationLoader.longestForward(found.upstream).milliseconds
+            }
+        }
+        return claimLifetime
     }
 
     private func queue(_ mark: Mark) {

@@ -8,21 +8,33 @@ struct WaitingCopy {
 }
 
 /// The dedup ledgers of all routes, shared by every worker under one lock, so that a duplicate
-/// is recognised whichever worker receives it. Keyed by route name, so they survive reloads.
+/// is recognised whichever worker receives it. Keyed by ledger name (the route's, or
+/// `route/destination`), so they survive reloads.
 final class SharedLedger {
     private let state = Locked<[String: DeliveryLedger<WaitingCopy>]>([:])
 
-    /// Creates or resizes the ledger of each route (start-up and reload).
+    /// Creates or resizes the ledger of each route's destinations (start-up and reload), named
+    /// by `Configuration.Route.ledgerName`: the route's name in the one-destination form.
     func configure(_ routes: [Configuration.Route]) {
         state.withLock { ledgers in
             for route in routes {
-                if let ledger = ledgers[route.name] {
-                    ledger.reconfigure(capacity: route.dedup.capacity, ttlMilliseconds: route.dedup.ttl.milliseconds)
-                } else {
-                    ledgers[route.name] = DeliveryLedger(capacity: route.dedup.capacity, ttlMilliseconds: route.dedup.ttl.milliseconds)
+                for i in route.destinations.indices {
+                    let name = route.ledgerName(i)
+                    if let ledger = ledgers[name] {
+                        ledger.reconfigure(capacity: route.dedup.capacity, ttlMilliseconds: route.dedup.ttl.milliseconds)
+                    } else {
+                        ledgers[name] = DeliveryLedger(capacity: route.dedup.capacity, ttlMilliseconds: route.dedup.ttl.milliseconds)
+                    }
                 }
             }
         }
+    }
+
+    /// Claims without waiting (a destination of a fan-out: a copy in flight there is answered
+    /// retriable instead of waiting, since the other destinations' answers are already due).
+    func claim(route: String, key: EventKey) -> DeliveryLedger<WaitingCopy>.Claim {
+        let now = MonotonicClock.milliseconds()
+        return state.withLock { $0[route]!.claim(key, now: now) }
     }
 
     /// Start-up: `body` gets a function that remembers one delivered id of a route, loaded from a

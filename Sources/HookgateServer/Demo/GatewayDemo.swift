@@ -50,7 +50,9 @@ public enum GatewayDemo {
         configuration.listen = ListenAddress(host: "127.0.0.1", port: 0)
         configuration.workers = .fixed(1)
         for i in configuration.routes.indices {
-            configuration.routes[i].upstream.url = UpstreamURL(parsing: "http://127.0.0.1:\(echo.port)/echo")!
+            for j in configuration.routes[i].destinations.indices {
+                configuration.routes[i].destinations[j].upstream.url = UpstreamURL(parsing: "http://127.0.0.1:\(echo.port)/echo")!
+            }
         }
         let route = configuration.routes[0]
         let gateway = try Gateway(configuration: configuration, accessLog: accessLog)

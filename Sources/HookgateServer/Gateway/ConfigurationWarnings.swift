@@ -20,9 +20,12 @@ public struct ConfigurationWarning: Sendable, Equatable {
     /// Every warning for `configuration`, given the process's open-file hard limit (nil: unlimited).
     public static func all(for configuration: Configuration, openFileLimit: Int? = hardOpenFileLimit()) -> [ConfigurationWarning] {
         var warnings: [ConfigurationWarning] = []
-        for (i, route) in configuration.routes.enumerated() where route.upstream.tlsInsecureSkipVerify {
-            warnings.append(.init(key: "routes[\(i)].upstream.tls_insecure_skip_verify",
-                                  message: "upstream certificate verification is off; anyone on the path can read and change events"))
+        for (i, route) in configuration.routes.enumerated() {
+            for (j, destination) in route.destinations.enumerated() where destination.upstream.tlsInsecureSkipVerify {
+                let key = route.isFanOut ? "routes[\(i)].destinations[\(j)].upstream" : "routes[\(i)].upstream"
+                warnings.append(.init(key: "\(key).tls_insecure_skip_verify",
+                                      message: "upstream certificate verification is off; anyone on the path can read and change events"))
+            }
         }
         for (i, route) in configuration.routes.enumerated() {
             for (j, secret) in route.verify.secrets.enumerated() where secret.origin == .literal {
@@ -34,9 +37,11 @@ public struct ConfigurationWarning: Sendable, Equatable {
             warnings.append(.init(key: problem.key, message: problem.message))
         }
         if let limit = openFileLimit {
-            // Each worker may open up to max_connections upstream connections per route.
+            // Each worker may open up to max_connections upstream connections per destination.
             let workers = configuration.workers.resolved(cores: ProcessInfo.processInfo.activeProcessorCount)
-            let upstream = configuration.routes.reduce(0) { $0 + $1.upstream.maxConnections } * workers
+            let upstream = configuration.routes.reduce(0) { sum, route in
+                sum + route.destinations.reduce(0) { $0 + $1.upstream.maxConnections }
+            } * workers
             let available = limit - upstream - reservedDescriptors
             if configuration.limits.maxConnections > available {
                 warnings.append(.init(

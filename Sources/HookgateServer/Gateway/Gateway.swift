@@ -42,6 +42,7 @@ public final class Gateway {
         writesAccessLog = accessLog
         let runtime = try RuntimeConfiguration.make(configuration).get()
         for route in runtime.compiledRoutes { route.metrics = metrics.route(named: route.name) }
+        metrics.attachDestinations(runtime.compiledRoutes)
         runtimeBox = Locked(runtime)
         ledger.configure(configuration.routes)
         store = try makeLedgerStore(configuration, ledger: ledger, metrics: metrics)
@@ -102,7 +103,7 @@ public final class Gateway {
             "listen": .string("\(configuration.listen.host):\(port)"),
             "version": .string(HookgateVersion.current),
             "workers": .stringConvertible(count),
-            "routes": .array(configuration.routes.map { .string("\($0.path) -> \($0.upstream.url)") }),
+            "routes": .array(configuration.routes.map { .string("\($0.path) -> " + $0.destinations.map { "\($0.upstream.url)" }.joined(separator: ", ")) }),
         ])
     }
 
@@ -267,13 +268,14 @@ public final class Gateway {
             }
             ledger.configure(configuration.routes)
             for route in fresh.compiledRoutes { route.metrics = metrics.route(named: route.name) }
+            metrics.attachDestinations(fresh.compiledRoutes)
             runtimeBox.withLock { $0 = fresh }
             for worker in workers {
                 worker.mailbox.post { worker.apply(fresh) }
             }
             metrics.reloaded(success: true)
             log.info("configuration reloaded", metadata: [
-                "routes": .array(configuration.routes.map { .string("\($0.path) -> \($0.upstream.url)") }),
+                "routes": .array(configuration.routes.map { .string("\($0.path) -> " + $0.destinations.map { "\($0.upstream.url)" }.joined(separator: ", ")) }),
                 "trigger": .string(trigger.rawValue),
             ])
         }
@@ -318,7 +320,7 @@ public final class Gateway {
             time: exchange.worker.accessLog.clock.now(), route: exchange.route?.name, eventID: exchange.event?.id,
             eventType: exchange.event?.type, eventSource: exchange.event?.source, outcome: outcome.rawValue,
             reason: reason?.rawValue, status: status, upstreamStatus: upstreamStatus, durationMicroseconds: elapsed,
-            requestID: exchange.requestID, client: client, upstreamError: exchange.upstreamError)
+            requestID: exchange.requestID, client: client, upstreamError: exchange.upstreamError, destination: exchange.destination)
         exchange.worker.accessLog.append(record)
     }
 }

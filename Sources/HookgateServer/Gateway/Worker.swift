@@ -298,44 +298,58 @@ final class Worker: @unchecked Sendable {
             event = e
         }
         exchange.event = event
+        let destination: CompiledDestination
+        if route.settings.isFanOut {
+            let matched = FanOut.select(route, type: event.type)
+            guard matched.count == 1 else {
+                FanOut(exchange: exchange, route: route, matched: matched, worker: self).start(event: event)
+                return
+            }
+            destination = matched[0]
+            exchange.destination = destination.name
+        } else {
+            destination = route.destinations[0]
+        }
         guard let key = event.key else {
             // No id to de-duplicate on (a scheme or body without one): forwarded every time.
             gateway.forwardStarted()
-            forward(exchange, route: route, event: event)
+            forward(exchange, destination: destination, event: event)
             return
         }
-        switch gateway.ledger.claimOrWait(route: route.name, key: key, waiter: WaitingCopy(exchange: exchange, worker: self)) {
+        switch gateway.ledger.claimOrWait(route: destination.ledgerName, key: key, waiter: WaitingCopy(exchange: exchange, worker: self)) {
         case nil:
             return  // answered when the copy in flight finishes
         case .delivered?:
+            destination.metrics.record(.duplicate)
             exchange.answerDuplicate()
-            gateway.store.renew(route: route.name, key: key, ttlMilliseconds: route.settings.dedup.ttl.milliseconds, worker: self)
+            gateway.store.renew(route: destination.ledgerName, key: key, ttlMilliseconds: route.settings.dedup.ttl.milliseconds, worker: self)
         case .inFlight?:
             exchange.reject(Rejection(.inFlight, "too many copies of this event are waiting; retry"))
         case .forward?:
-            claimInStore(exchange, route: route, event: event, key: key)
+            claimInStore(exchange, destination: destination, event: event, key: key)
         }
     }
 
     /// The first copy in this process: the ledger store may know the event from another replica
     /// or from before a restart. Counted as a forward in flight from here, so that a drain waits
     /// for the store's answer too.
-    private func claimInStore(_ exchange: InboundExchange, route: CompiledRoute, event: AdmittedEvent, key: EventKey) {
+    private func claimInStore(_ exchange: InboundExchange, destination: CompiledDestination, event: AdmittedEvent, key: EventKey) {
         gateway.forwardStarted()
         let retryCount = exchange.retryCount
-        gateway.store.claim(route: route.name, key: key, retryCount: retryCount, worker: self) { [self] answer in
+        gateway.store.claim(route: destination.ledgerName, key: key, retryCount: retryCount, worker: self) { [self] answer in
             switch answer {
             case .forward:
-                forward(exchange, route: route, event: event)
+                forward(exchange, destination: destination, event: event)
                 return
             case .delivered:
-                endWithoutForward(exchange, route: route, key: key, delivered: true) { $0.answerDuplicate() }
+                destination.metrics.record(.duplicate)
+                endWithoutForward(exchange, destination: destination, key: key, delivered: true) { $0.answerDuplicate() }
             case .claimedElsewhere:
-                endWithoutForward(exchange, route: route, key: key, delivered: false) {
+                endWithoutForward(exchange, destination: destination, key: key, delivered: false) {
                     $0.reject(Rejection(.inFlight, "another copy of this event is being forwarded; retry"))
                 }
             case .unavailable:
-                endWithoutForward(exchange, route: route, key: key, delivered: false) {
+                endWithoutForward(exchange, destination: destination, key: key, delivered: false) {
                     $0.reject(Rejection(.ledgerUnavailable, "the shared ledger is unavailable; retry"))
                 }
             }
@@ -344,9 +358,9 @@ final class Worker: @unchecked Sendable {
 
     /// The store answered for the event: the local claim ends (remembered as delivered or released)
     /// and every copy that waited on it gets the same outcome.
-    private func endWithoutForward(_ exchange: InboundExchange, route: CompiledRoute, key: EventKey, delivered: Bool,
+    private func endWithoutForward(_ exchange: InboundExchange, destination: CompiledDestination, key: EventKey, delivered: Bool,
                                    answer: (InboundExchange) -> Void) {
-        let waiters = gateway.ledger.finish(route: route.name, key: key, delivered: delivered)
+        let waiters = gateway.ledger.finish(route: destination.ledgerName, key: key, delivered: delivered)
         answer(exchange)
         gateway.forwardFinished()
         for waiter in waiters {
@@ -354,20 +368,23 @@ final class Worker: @unchecked Sendable {
         }
     }
 
-    private func forward(_ exchange: InboundExchange, route: CompiledRoute, event: AdmittedEvent) {
+    /// Sends the event to one destination; `fanOut` hears the result when it is one of several.
+    func forward(_ exchange: InboundExchange, destination: CompiledDestination, event: AdmittedEvent, fanOut: FanOut? = nil) {
+        let upstream = destination.upstream
+        let addHeaders = destination.header.map { upstream.addHeaders + [("X-Hookgate-Destination", $0)] } ?? upstream.addHeaders
         let head = ForwardedHeaders.requestHead(
-            target: route.upstream.url.target, authority: route.upstreamAuthority, inbound: exchange.headers,
+            target: upstream.url.target, authority: destination.upstreamAuthority, inbound: exchange.headers,
             context: .init(clientAddress: exchange.connection.clientAddress, scheme: tls ? "https" : "http",
                            requestID: exchange.requestID, event: event, peerTrusted: exchange.peerTrusted),
-            addHeaders: route.upstream.addHeaders, contentLength: evbuffer_get_length(exchange.body))
-        let pool = self.pool(for: route)
-        pool.submit(ForwardJob(exchange: exchange, requestHead: head, pool: pool))
+            addHeaders: addHeaders, contentLength: evbuffer_get_length(exchange.body))
+        let pool = self.pool(for: destination)
+        pool.submit(ForwardJob(exchange: exchange, requestHead: head, pool: pool, fanOut: fanOut))
     }
 
-    private func pool(for route: CompiledRoute) -> UpstreamPool {
-        if let pool = pools[ObjectIdentifier(route)] { return pool }
-        let pool = UpstreamPool(route: route, base: base, dns: dns)
-        pools[ObjectIdentifier(route)] = pool
+    private func pool(for destination: CompiledDestination) -> UpstreamPool {
+        if let pool = pools[ObjectIdentifier(destination)] { return pool }
+        let pool = UpstreamPool(destination: destination, base: base, dns: dns)
+        pools[ObjectIdentifier(destination)] = pool
         return pool
     }
 }

@@ -5,12 +5,15 @@ import Logging
 /// How a request ended, for the access log and metrics.
 enum Outcome: String {
     case forwarded, duplicate, rejected
+    /// No destination of the route wanted the event.
+    case filtered
 
     var ordinal: Int {
         switch self {
         case .forwarded: return 0
         case .duplicate: return 1
         case .rejected: return 2
+        case .filtered: return 3
         }
     }
 }
@@ -33,6 +36,8 @@ final class InboundExchange {
     var event: AdmittedEvent?
     /// What went wrong with the upstream, for the access log only (never for the sender).
     var upstreamError: String?
+    /// The one destination of a `destinations:` route that the event went to (access log).
+    var destination: String?
     private var answered = false
 
     /// `head` is nil when the request could not be parsed.
@@ -94,6 +99,26 @@ final class InboundExchange {
         }
     }
 
+    /// hookgate's answer for a route with several destinations (`FanOutAnswer`): never an
+    /// upstream's body or error detail.
+    func answerFanOut(_ answer: FanOutAnswer) {
+        let outcome: Outcome
+        let reason: Reason?
+        if answer.destinations.isEmpty {
+            (outcome, reason) = (.filtered, .filtered)
+        } else if answer.error == "destination_failed" {
+            (outcome, reason) = (.forwarded, .destinationFailed)
+        } else if answer.error != nil {
+            (outcome, reason) = (.forwarded, .destinationRefused)
+        } else {
+            outcome = answer.destinations.allSatisfy { $0.result == .duplicate } ? .duplicate : .forwarded
+            reason = outcome == .duplicate ? .duplicate : nil
+        }
+        let extra = answer.retryAfter.map { [("Retry-After", String($0))] } ?? []
+        sendOwn(status: answer.status, body: answer.jsonBody, headers: extra, close: false, outcome: outcome, reason: reason,
+                upstreamStatus: nil)
+    }
+
     /// Relays the upstream's status, end-to-end headers and body (moved, not copied).
     func relay(status: Int, reply: UpstreamReply) {
         var head = HeadWriter(status: status)
@@ -106,7 +131,7 @@ final class InboundExchange {
         send(head, status: status, body: reply.body, close: false, outcome: .forwarded, reason: nil, upstreamStatus: status)
     }
 
-    private func sendOwn(status: Int, body: String, headers: [(String, String)], close: Bool, outcome: Outcome, reason: Reason,
+    private func sendOwn(status: Int, body: String, headers: [(String, String)], close: Bool, outcome: Outcome, reason: Reason?,
                          upstreamStatus: Int?) {
         let buffer = evbuffer_new()!
         defer { evbuffer_free(buffer) }

@@ -64,7 +64,7 @@ struct LogClock {
             var buffer = [CChar](repeating: 0, count: 32)
             strftime(&buffer, buffer.count, "%Y-%m-%dT%H:%M:%S", &parts)
             second = ts.tv_sec
-            prefix = String(cString: buffer)
+            prefix = buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
         }
         let ms = ts.tv_nsec / 1_000_000
         return prefix + (ms < 10 ? ".00" : ms < 100 ? ".0" : ".") + String(ms) + "Z"

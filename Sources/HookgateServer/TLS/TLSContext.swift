@@ -17,7 +17,7 @@ final class TLSContext: @unchecked Sendable {
         while case let code = ERR_get_error(), code != 0 {
             var buffer = [CChar](repeating: 0, count: 256)
             ERR_error_string_n(code, &buffer, buffer.count)
-            text = String(cString: buffer)
+            text = buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
         }
         return text.isEmpty ? "unknown OpenSSL error" : text
     }
@@ -26,7 +26,7 @@ final class TLSContext: @unchecked Sendable {
     static func describe(_ code: UInt) -> String {
         var buffer = [CChar](repeating: 0, count: 256)
         ERR_error_string_n(code, &buffer, buffer.count)
-        return String(cString: buffer)
+        return buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
     }
 
     private static func hardened(_ method: OpaquePointer) -> OpaquePointer? {

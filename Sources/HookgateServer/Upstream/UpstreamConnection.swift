@@ -101,7 +101,7 @@ final class UpstreamConnection {
         return n < 0 && (hg_errno() == EAGAIN || hg_errno() == EWOULDBLOCK)
     }
 
-    /// Sends `job`'s request: the rendered head, then the body moved out of the inbound buffer.
+    /// Sends `job`'s request: the rendered head, then the body moved out of its buffer.
     func send(_ job: ForwardJob) {
         guard let bev else {
             fail(.unreachable("connection closed"))
@@ -110,7 +110,7 @@ final class UpstreamConnection {
         self.job = job
         phase = .waitingHead
         _ = job.requestHead.withUnsafeBytes {
-            SocketWrite.send(head: $0, body: job.exchange.body, on: bev, direct: connected && !isTLS)
+            SocketWrite.send(head: $0, body: job.body, on: bev, direct: connected && !isTLS)
         }
     }
 

@@ -1,13 +1,13 @@
 import CLibevent
 import HookgateCore
 
-/// The connections of one worker to one route's upstream: at most `maxConnections`, each reused
+/// The connections of one worker to one destination's upstream: at most `maxConnections`, each reused
 /// (keep-alive); requests beyond that wait in FIFO order, at most `queueLimit`, and are then
 /// answered 503 (nothing was sent, so the retry is safe). A request that is sent always gets the
 /// whole `upstream.timeout` for its answer: sending it with only a sliver of time left would make
 /// hookgate answer 504 while the upstream accepts it, and the sender's retry a second delivery.
 final class UpstreamPool {
-    let route: CompiledRoute
+    let destination: CompiledDestination
     private let url: UpstreamURL
     private let base: OpaquePointer
     private let dns: OpaquePointer?
@@ -24,9 +24,9 @@ final class UpstreamPool {
     /// Requests waiting beyond this many are refused at once (503) instead of queued.
     static let maximumWaiting = 10_000
 
-    init(route: CompiledRoute, base: OpaquePointer, dns: OpaquePointer?) {
-        self.route = route
-        url = route.upstream.url
+    init(destination: CompiledDestination, base: OpaquePointer, dns: OpaquePointer?) {
+        self.destination = destination
+        url = destination.upstream.url
         self.base = base
         self.dns = dns
     }
@@ -38,7 +38,7 @@ final class UpstreamPool {
     /// How long a request may wait for a free connection: what the sender's 30 s leave after the
     /// upstream's own timeout and a second of margin, and never more than that timeout.
     var queueLimitMilliseconds: Int64 {
-        let timeout = route.upstream.timeout.milliseconds
+        let timeout = destination.upstream.timeout.milliseconds
         return max(0, min(timeout, ConfigurationLoader.senderDeadline.milliseconds - 1_000 - timeout))
     }
 
@@ -71,9 +71,9 @@ final class UpstreamPool {
         }
         if let connection = idle.popLast() {
             dispatch(job, on: connection)
-        } else if opened < route.upstream.maxConnections {
-            guard let connection = UpstreamConnection(pool: self, base: base, dns: dns, url: url, tls: route.upstreamTLS,
-                                                      verify: !route.upstream.tlsInsecureSkipVerify) else {
+        } else if opened < destination.upstream.maxConnections {
+            guard let connection = UpstreamConnection(pool: self, base: base, dns: dns, url: url, tls: destination.upstreamTLS,
+                                                      verify: !destination.upstream.tlsInsecureSkipVerify) else {
                 end(job, outcome: .unreachable("cannot open a connection"), reply: nil)
                 return
             }
@@ -89,9 +89,9 @@ final class UpstreamPool {
 
     private func dispatch(_ job: ForwardJob, on connection: UpstreamConnection) {
         job.connection = connection
-        job.arm(base: base, milliseconds: route.upstream.timeout.milliseconds)
+        job.arm(base: base, milliseconds: destination.upstream.timeout.milliseconds)
         busy += 1
-        route.metrics.connectionsInUse(change: 1)
+        destination.route.metrics.connectionsInUse(change: 1)
         connection.send(job)
     }
 
@@ -110,7 +110,7 @@ final class UpstreamPool {
     func finished(_ job: ForwardJob, on connection: UpstreamConnection, outcome: UpstreamOutcome, reply: UpstreamReply?) {
         job.connection = nil
         busy -= 1
-        route.metrics.connectionsInUse(change: -1)
+        destination.route.metrics.connectionsInUse(change: -1)
         let closed = connection.closed
         if closed {
             opened -= 1
