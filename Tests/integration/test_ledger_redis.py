@@ -297,6 +297,10 @@ def test_acl_user_with_the_least_privilege_list(redis_server, replicas, upstream
     body = sender.make_event(id="evt_acl")
     upstream.mode(fail_next=1, fail_status=500)
     assert a.send(body).status == 500            # claim, then release (EVALSHA -> NOSCRIPT -> EVAL: GET, DEL)
+    # The release is sent after the sender has its 500 (two round trips on the script's first use):
+    # wait for it, or B would find A's claim still there and answer 503 in_flight, as it should.
+    key = event_key("vecu", sender.DEFAULT_SOURCE, "evt_acl")
+    assert poll_until(lambda: server.cli("-n", "2", "EXISTS", key) == "0", timeout=10)
     ok(b.send(body, retry_count=1))              # claim, delivered
     assert_duplicate(b.send(body, retry_count=2))  # local hit: renew (SET XX)
     assert_duplicate(a.send(body, retry_count=3))  # claim answers delivered
@@ -304,7 +308,7 @@ def test_acl_user_with_the_least_privilege_list(redis_server, replicas, upstream
     assert a.send(sender.make_event(id="evt_acl_2")).status == 500  # release by EVALSHA, cached now
     assert upstream.count() == 3
     assert server.cli("ACL", "LOG") == "", "a command was denied: %s" % server.cli("ACL", "LOG")
-    assert server.cli("-n", "2", "GET", event_key("vecu", sender.DEFAULT_SOURCE, "evt_acl")) == "delivered"
+    assert server.cli("-n", "2", "GET", key) == "delivered"
     for gw in (a, b):
         m = gw.metrics()
         assert m.get("hookgate_ledger_redis_commands_total", result="error_reply") == 0
