@@ -217,8 +217,8 @@ def test_a_released_claim_lets_another_replica_forward_the_retry(redis_server, r
     body = sender.make_event(id="evt_release")
     key = event_key("vecu", sender.DEFAULT_SOURCE, "evt_release")
     assert a.send(body).status == 500
-    # the release goes out after the sender got its 500 (a retry that arrives before it waits
-    # and gets 503 in_flight, the test above)
+    # the release is sent before the sender gets its 500, but Redis may run it a moment later than
+    # a retry's claim on another replica (which would wait and get 503 in_flight, the test above)
     assert poll_until(lambda: server.cli("EXISTS", key) == "0", timeout=10)
     ok(b.send(body, retry_count=1))
     assert upstream.count() == 2
@@ -297,8 +297,8 @@ def test_acl_user_with_the_least_privilege_list(redis_server, replicas, upstream
     body = sender.make_event(id="evt_acl")
     upstream.mode(fail_next=1, fail_status=500)
     assert a.send(body).status == 500            # claim, then release (EVALSHA -> NOSCRIPT -> EVAL: GET, DEL)
-    # The release is sent after the sender has its 500 (two round trips on the script's first use):
-    # wait for it, or B would find A's claim still there and answer 503 in_flight, as it should.
+    # The release takes two round trips on the script's first use (NOSCRIPT, then EVAL): wait for
+    # it, or B could find A's claim still there and answer 503 in_flight, as it should.
     key = event_key("vecu", sender.DEFAULT_SOURCE, "evt_acl")
     assert poll_until(lambda: server.cli("-n", "2", "EXISTS", key) == "0", timeout=10)
     ok(b.send(body, retry_count=1))              # claim, delivered

@@ -21,6 +21,11 @@ extension Worker {
         let destination = job.destination
         destination.metrics.record(delivered ? .forwarded : .failed)
         let waiters = key.map { gateway.ledger.finish(route: destination.ledgerName, key: $0, delivered: delivered) } ?? []
+        if let key, !delivered {
+            // Released before the sender hears of the failure, so that its retry, on whichever
+            // replica it lands, finds the claim gone rather than waiting on it.
+            gateway.store.release(route: destination.ledgerName, key: key, worker: self)
+        }
         if let fanOut = job.fanOut {
             // One of several destinations: the sender is answered when the last one finishes.
             fanOut.finished(destination, result: delivered ? .delivered : .forStatus(upstreamStatus),
@@ -36,10 +41,9 @@ extension Worker {
         }
         gateway.forwardFinished()
         if let key, delivered {
+            // After the answer: a store that fails here never turns the upstream's 2xx into a 5xx.
             gateway.store.recordDelivered(route: destination.ledgerName, key: key, ttlMilliseconds: route.settings.dedup.ttl.milliseconds,
                                           worker: self)
-        } else if let key {
-            gateway.store.release(route: destination.ledgerName, key: key, worker: self)
         }
         if !retiring.isEmpty { mailbox.post { [self] in freeIdleRetiredPools() } }
         for waiter in waiters {
