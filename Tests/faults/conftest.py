@@ -10,7 +10,6 @@ Run: HOOKGATE_BIN=.build/debug/hookgate python3 -m pytest -q -s Tests/faults
 """
 import importlib.util
 import json
-import os
 import signal
 import subprocess
 import sys

@@ -5,27 +5,23 @@ minimal RESP2 client for the test's own look-ups; hookgate replicas (separate pr
 ports, restartable) that share one ledger; and the load runner that drives a platform-like sender
 over every replica and reconciles with the recording upstream.
 """
-import json
 import os
 import shutil
 import signal
 import socket
 import ssl
 import subprocess
-import threading
 import time
-import zlib
 from pathlib import Path
 
 from conftest import SECRET, UPSTREAM_PATH, integration, make_config, make_route
-from delivery_check import reconcile
 from platform_sender import PlatformSender
+from scenario import drive
 
 REDIS_SERVER = shutil.which("redis-server")
 ADMIN_USER, ADMIN_PASSWORD = "harness", "harness-pw-0c1d2e3f"
 # Least privilege for hookgate (the commands inside the release script, GET and DEL, count too).
 HOOKGATE_ACL = "~hookgate:* -@all +set +get +del +pexpire +evalsha +eval +script|load +info +ping +select +auth"
-SCENARIO_BUDGET = 60.0   # hard bound on one sender run
 
 
 class RedisError(Exception):
@@ -346,50 +342,11 @@ def run_load(name, urls, upstream, events, concurrency=24, backoff=0.05, during=
     (deliveries started per second). Reconciles with the upstream's records (allow: see
     delivery_check), prints the figures and asserts every event reached the upstream and nothing
     else went wrong. Returns (report, counts)."""
-    prefix = "evt_%s_" % name
     s = PlatformSender(urls, SECRET, max_attempts=6, backoff=backoff, timeout=timeout,
                        concurrency=concurrency, spread=spread, concurrent_copies=copies)
-    box = {}
-
-    def go():
-        try:
-            box["report"] = s.run(events, dup_share=dup_share, id_prefix=prefix, seed=zlib.crc32(name.encode()),
-                                  rate=rate)
-        except BaseException as e:  # noqa: BLE001
-            box["error"] = e
-
-    t = threading.Thread(target=go, name="sender-" + name, daemon=True)
-    t0 = time.monotonic()
-    t.start()
-    try:
-        if during is not None:
-            during(s)
-    finally:
-        t.join(timeout=max(1.0, SCENARIO_BUDGET - (time.monotonic() - t0)))
-    assert not t.is_alive(), "%s: the sender did not finish within %.0f s (%d deliveries done)" % (
-        name, SCENARIO_BUDGET, s.completed)
-    if "error" in box:
-        raise box["error"]
-    report = box["report"]
-    time.sleep(0.3)  # answers of forwards abandoned by a killed replica are recorded meanwhile
-    counts, problems = reconcile(report, upstream.records(), id_prefix=prefix, allow=allow)
-    allowed = sum(counts["allowed"].values())
-    line = ("[%s] sent=%d acknowledged=%d forwarded=%d duplicates_dropped=%d retried=%d (retries=%d) "
-            "dead_lettered=%d | events=%d upstream_accepted=%d upstream_faults=%d double_accepts=%d "
-            "(allowed %s, after-ack not duplicate %d) strict_unexplained=%d attempts=%s %.1fs" % (
-                name, counts["sent"], counts["acknowledged"], counts["forwarded"], counts["duplicates"],
-                counts["retried"], counts["retries"], counts["dead_lettered"], counts["events"],
-                counts["upstream_accepted"], counts["upstream_faults"], counts["accepted_twice"],
-                json.dumps(counts["allowed"]) if allowed else "0", counts["allowed_after_ack"],
-                counts["accepted_twice_unexplained_strict"], json.dumps(counts["attempt_statuses"]),
-                counts["seconds"]))
-    print("\n" + line)
-    if counts.get("strict_examples"):
-        print("  strict examples: %s" % counts["strict_examples"])
-    assert not problems, "%s:\n  %s" % (name, "\n  ".join(problems))
-    assert counts["events"] == events
-    assert counts["upstream_accepted"] == events, "every event should have reached the upstream"
-    return report, counts
+    # settle: answers of forwards abandoned by a killed replica are recorded meanwhile
+    return drive(name, s, upstream, events, "evt_%s_" % name, during=during, allow=allow, settle=0.3,
+                 dup_share=dup_share, rate=rate)
 
 
 def error_codes(report):

@@ -22,18 +22,15 @@ import json
 import signal
 import threading
 import time
-import zlib
 
-import pytest
 
 import sender
 from conftest import SECRET, UPSTREAM_PATH, integration, make_route, poll_until
-from delivery_check import reconcile
 from platform_sender import PlatformSender
+from scenario import drive
 
 EVENTS = 2000
 DUP_SHARE = 0.1
-SCENARIO_BUDGET = 60.0   # hard bound on the sender's run (each scenario takes well under 20 s)
 
 
 def _workers():
@@ -43,43 +40,8 @@ def _workers():
 def run_load(name, gw, upstream, events=EVENTS, concurrency=32, backoff=0.02, during=None, id_prefix=None):
     """Runs the sender in a thread; `during(sender)` runs meanwhile on this thread. Returns
     (report, counts) after reconciling with the upstream's records and printing the counts."""
-    prefix = id_prefix or "evt_%s_" % name
     s = PlatformSender(gw.url(), SECRET, max_attempts=6, backoff=backoff, timeout=10.0, concurrency=concurrency)
-    box = {}
-
-    def go():
-        try:
-            box["report"] = s.run(events, dup_share=DUP_SHARE, id_prefix=prefix, seed=zlib.crc32(name.encode()))
-        except BaseException as e:  # noqa: BLE001
-            box["error"] = e
-
-    t = threading.Thread(target=go, name="sender-" + name, daemon=True)
-    t0 = time.monotonic()
-    t.start()
-    if during is not None:
-        during(s)
-    t.join(timeout=max(1.0, SCENARIO_BUDGET - (time.monotonic() - t0)))
-    assert not t.is_alive(), "%s: the sender did not finish within %.0f s (%d deliveries done)" % (
-        name, SCENARIO_BUDGET, s.completed)
-    if "error" in box:
-        raise box["error"]
-    report = box["report"]
-    counts, problems = reconcile(report, upstream.records(), id_prefix=prefix)
-    line = ("[%s] sent=%d acknowledged=%d forwarded=%d duplicates_dropped=%d retried=%d (retries=%d) "
-            "dead_lettered=%d | events=%d upstream_accepted=%d upstream_faults=%d accepted_twice=%d "
-            "strict_unexplained=%d attempts=%s %.1fs" % (
-                name, counts["sent"], counts["acknowledged"], counts["forwarded"], counts["duplicates"],
-                counts["retried"], counts["retries"], counts["dead_lettered"], counts["events"],
-                counts["upstream_accepted"], counts["upstream_faults"], counts["accepted_twice"],
-                counts["accepted_twice_unexplained_strict"], json.dumps(counts["attempt_statuses"]),
-                counts["seconds"]))
-    print("\n" + line)
-    if counts.get("strict_examples"):
-        print("  strict examples: %s" % counts["strict_examples"])
-    assert not problems, "%s:\n  %s" % (name, "\n  ".join(problems))
-    assert counts["events"] == events
-    assert counts["upstream_accepted"] == events, "every event should have reached the upstream"
-    return report, counts
+    return drive(name, s, upstream, events, id_prefix or "evt_%s_" % name, during=during, dup_share=DUP_SHARE)
 
 
 def statuses(counts, *codes):

@@ -8,7 +8,7 @@ Run: HOOKGATE_BIN=.build/debug/hookgate python3 -m pytest -q -s Tests/faults/tes
 import threading
 import time
 
-from conftest import SECRET, UPSTREAM_PATH, integration, make_route, poll_until
+from conftest import SECRET, UPSTREAM_PATH, make_route, poll_until
 from delivery_check import is_2xx, is_clean_2xx
 from platform_sender import PlatformSender
 

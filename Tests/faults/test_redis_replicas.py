@@ -82,6 +82,27 @@ def _killed_forward_allow(up, replicas, before):
     return check
 
 
+def _outage_scenario(name, redis, up, replica_group, events, windows, stop, resume, seconds, reason, **run_kw):
+    """Steady load; at 40 % of it Redis is stopped (`stop`) for `seconds`, then resumed. Double
+    accepts are allowed for deliveries with an attempt in the outage (plus the recovery grace);
+    afterwards every event's key is in Redis (the marks made meanwhile were replayed)."""
+    def during(s):
+        _progress(s, 0.4, events)
+        windows.begin()
+        stop()
+        time.sleep(seconds)
+        resume()
+        windows.end()
+        assert s.completed < events * 1.3, "the outage came after the load"
+
+    report, counts = run_load(name, replica_group.urls(), up, events, during=during, rate=PACE,
+                              allow=windows.allow(reason), **run_kw)
+    print("  outages: %s; deliveries with an attempt in an outage (+%.0f s): %d; double accepts allowed: %s" % (
+        windows.describe(), REDIS_RECOVERY_GRACE, _touching(report, windows), counts["allowed"]))
+    assert _touching(report, windows) > 0
+    _assert_ledger_keys(redis, events, timeout=10)
+
+
 # ------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("workers,copies", [((1, 1, 1), 3), (("auto", "auto", "auto"), 2)],
                          ids=["workers1_3copies", "workers_auto_2copies"])
@@ -109,21 +130,8 @@ def test_b_redis_killed_and_restarted(redis_server, recording_upstream, replica_
     events = 1500
     windows = Windows(REDIS_RECOVERY_GRACE)
 
-    def during(s):
-        _progress(s, 0.4, events)
-        windows.begin()
-        redis.kill()
-        time.sleep(1.0)
-        redis.start()
-        windows.end()
-        assert s.completed < events * 1.3, "the outage came after the load"
-
-    report, counts = run_load("b_redis_kill", replica_group.urls(), up, events, during=during, rate=PACE,
-                              allow=windows.allow("redis_down"))
-    print("  outages: %s; deliveries with an attempt in an outage (+%.0f s): %d; double accepts allowed: %s" % (
-        windows.describe(), REDIS_RECOVERY_GRACE, _touching(report, windows), counts["allowed"]))
-    assert _touching(report, windows) > 0
-    _assert_ledger_keys(redis, events, timeout=10)
+    _outage_scenario("b_redis_kill", redis, up, replica_group, events, windows, redis.kill, redis.start, 1.0,
+                     "redis_down")
 
 
 def test_b_redis_killed_and_restarted_empty(redis_server, recording_upstream, replica_group):
@@ -162,21 +170,8 @@ def test_c_redis_frozen_past_timeout(redis_server, recording_upstream, replica_g
     events = 1500
     windows = Windows(REDIS_RECOVERY_GRACE)
 
-    def during(s):
-        _progress(s, 0.4, events)
-        windows.begin()
-        redis.freeze()
-        time.sleep(1.5)
-        redis.thaw()
-        windows.end()
-        assert s.completed < events * 1.3, "the freeze came after the load"
-
-    report, counts = run_load("c_redis_freeze", replica_group.urls(), up, events, during=during, rate=PACE,
-                              spread="random", allow=windows.allow("redis_frozen"))
-    print("  freezes: %s; deliveries with an attempt in a freeze (+%.0f s): %d; double accepts allowed: %s" % (
-        windows.describe(), REDIS_RECOVERY_GRACE, _touching(report, windows), counts["allowed"]))
-    assert _touching(report, windows) > 0
-    _assert_ledger_keys(redis, events, timeout=10)
+    _outage_scenario("c_redis_freeze", redis, up, replica_group, events, windows, redis.freeze, redis.thaw, 1.5,
+                     "redis_frozen", spread="random")
 
 
 def test_d_replica_killed_with_forwards_in_flight(redis_server, recording_upstream, replica_group):
