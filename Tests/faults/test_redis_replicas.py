@@ -66,8 +66,10 @@ def _touching(report, windows):
 def _killed_forward_allow(up, replicas, before):
     """allow(): an earlier record of the event was forwarded by a replica incarnation that was
     SIGKILLed within `before` seconds of that forward's arrival (in flight, or answered and its
-    delivered mark possibly not yet written). The upstream's records are read at the first call,
-    so build it before the run and pass it to run_load."""
+    delivered mark possibly not yet written), or whose answer found that incarnation gone (the
+    kill took it before it could read the 2xx, however long the forward had taken on a loaded
+    machine). The upstream's records are read at the first call, so build it before the run and
+    pass it to run_load."""
     seen = {}
 
     def check(event_id, records, deliveries):
@@ -76,7 +78,7 @@ def _killed_forward_allow(up, replicas, before):
             seen["kills"] = {tag: wall for r in replicas for tag, wall, _ in r.killed}
         for rec in records:
             wall = seen["kills"].get(seen["tags"].get(rec["seq"]))
-            if wall is not None and wall - before <= rec["time"] <= wall:
+            if wall is not None and (wall - before <= rec["time"] <= wall or rec.get("client_gone")):
                 return "replica_killed"
         return None
     return check
