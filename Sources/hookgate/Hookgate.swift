@@ -10,7 +10,7 @@ struct Hookgate: ParsableCommand {
         commandName: "hookgate",
         abstract: "A webhook verification gateway: verifies, de-duplicates and forwards signed events.",
         version: Version.text,
-        subcommands: [Serve.self, Check.self, Sign.self, Demo.self, Version.self, Subscribe.self, Subscriptions.self, Unsubscribe.self]
+        subcommands: [Serve.self, Check.self, Sign.self, Demo.self, Version.self, Subscribe.self, Subscriptions.self, Unsubscribe.self, SpoolCommand.self]
     )
 }
 
@@ -97,6 +97,7 @@ struct Check: ParsableCommand {
             }
             do {
                 try checkLedgerStore(configuration)
+                try checkSpool(configuration)
             } catch {
                 printError("\(error)")
                 throw ExitCode(1)

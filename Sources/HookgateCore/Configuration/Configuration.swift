@@ -20,6 +20,8 @@ public struct Configuration: Sendable {
     public var adminListen: ListenAddress?
     /// `ledger`: where delivered ids are remembered (memory, sqlite or redis). Default memory.
     public var ledger = LedgerConfiguration()
+    /// `spool`: the durable last-chance spool (off when nil).
+    public var spool: SpoolConfiguration?
     /// `trusted_proxies`: peers (CIDRs or addresses) whose `X-Forwarded-For`, `X-Forwarded-Proto`,
     /// `X-Forwarded-Host`, `X-Real-IP` and `Forwarded` are believed. Default none.
     public var trustedProxies: [IPNetwork] = []
@@ -64,6 +66,8 @@ public struct Configuration: Sendable {
         /// Whether the route was written with `destinations:` (forwards then carry
         /// `X-Hookgate-Destination`, and hookgate answers for several destinations itself).
         public var isFanOut: Bool
+        /// `spool`: this route's failed last attempts are spooled (needs the top-level `spool`).
+        public var spool: RouteSpool?
 
         /// The one-destination form (`upstream:`).
         public init(name: String, path: String, verify: Verify, dedup: Dedup = Dedup(), upstream: Upstream) {

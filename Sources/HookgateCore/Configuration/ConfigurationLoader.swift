@@ -80,6 +80,7 @@ public enum ConfigurationLoader {
             "shutdown_delay",
             "log_level",
             "product_groups",
+            "spool",
         ])
         if let node = fields["product_groups"] {
             config.productGroups = loadProductGroups(node, reader: &reader)
@@ -176,6 +177,12 @@ public enum ConfigurationLoader {
         if let node = fields["ledger"] {
             config.ledger = loadLedger(node, routes: config.routes, reader: &reader, environment: environment)
         }
+        if let node = fields["spool"] {
+            config.spool = loadSpool(node, reader: &reader, environment: environment)
+        }
+        for (i, route) in config.routes.enumerated() where route.spool != nil && fields["spool"] == nil {
+            reader.problem("routes[\(i)].spool", "needs the top-level spool (its path) to be configured")
+        }
         if let node = fields["trusted_proxies"], let list = reader.sequence(node, at: "trusted_proxies") {
             for (i, item) in list.enumerated() {
                 guard let text = reader.string(item, at: "trusted_proxies[\(i)]") else { continue }
@@ -199,7 +206,7 @@ public enum ConfigurationLoader {
     private static func loadRoute(_ node: Node, at key: String, productGroups: [String: [String]], reader: inout NodeReader,
                                   environment: SecretEnvironment) -> Configuration.Route? {
         guard let map = reader.mapping(node, at: key) else { return nil }
-        let f = reader.fields(map, at: key, allowed: ["name", "path", "verify", "dedup", "upstream", "destinations"])
+        let f = reader.fields(map, at: key, allowed: ["name", "path", "verify", "dedup", "upstream", "destinations", "spool"])
         let name = reader.required(f, "name", at: key).flatMap { reader.string($0, at: "\(key).name") }
         if let name, !isValidName(name) {
             reader.problem("\(key).name", "expected letters, digits, '-', '_' or '.', got \"\(name)\"")
@@ -220,6 +227,23 @@ public enum ConfigurationLoader {
                 else { reader.problem("\(key).dedup.id", "expected header:NAME or body:/json/pointer, got \"\(text)\"") }
             }
         }
+        var spool: RouteSpool?
+        if let node = f["spool"] {
+            spool = loadRouteSpool(node, at: "\(key).spool", reader: &reader)
+            if let verify, verify.scheme != .vecu {
+                reader.problem("\(key).spool", "redeliveries are signed afresh as vecu events; only vecu routes can spool (this one is \(verify.scheme.rawValue))")
+            }
+        }
+        var route = loadRouteDestinations(f, at: key, name: name, path: path, verify: verify, dedup: dedup,
+                                          productGroups: productGroups, reader: &reader, environment: environment)
+        route?.spool = spool
+        return route
+    }
+
+    private static func loadRouteDestinations(_ f: [String: Node], at key: String, name: String?, path: String?,
+                                              verify: Configuration.Verify?, dedup: Configuration.Dedup,
+                                              productGroups: [String: [String]], reader: inout NodeReader,
+                                              environment: SecretEnvironment) -> Configuration.Route? {
         switch (f["upstream"], f["destinations"]) {
         case (nil, nil):
             reader.problem("\(key).upstream", "is required (or destinations)")

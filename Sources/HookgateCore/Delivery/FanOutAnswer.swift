@@ -8,6 +8,9 @@ public enum DestinationResult: Sendable, Equatable {
     case failed
     /// A final 4xx (not 429): the destination's own decision; the sender will not retry.
     case refused(status: Int)
+    /// It failed retriably on the sender's last attempts and hookgate holds it in the spool,
+    /// which redelivers it (issue 11): held, like a delivery.
+    case spooled
 
     /// The word in the answer's `destinations` map (never the upstream's body or error detail).
     public var word: String {
@@ -16,6 +19,7 @@ public enum DestinationResult: Sendable, Equatable {
         case .duplicate: return "duplicate"
         case .failed: return "failed"
         case .refused: return "refused"
+        case .spooled: return "spooled"
         }
     }
 
@@ -59,14 +63,19 @@ public struct FanOutAnswer: Sendable, Equatable {
                 return FanOutAnswer(status: status, error: "destination_refused", retryAfter: nil, destinations: results)
             }
         }
-        return FanOutAnswer(status: 200, error: nil, retryAfter: nil, destinations: results)
+        // Every destination has it, some only through the spool: 202, as for a one-destination route.
+        let status = results.contains(where: { $0.result == .spooled }) ? SpooledAnswer.status : 200
+        return FanOutAnswer(status: status, error: nil, retryAfter: nil, destinations: results)
     }
+
+    /// Some destination holds the event only through the spool (the answer carries `X-Hookgate-Spooled`).
+    public var isSpooled: Bool { error == nil && destinations.contains(where: { $0.result == .spooled }) }
 
     /// `{"destinations":{...}}`, with `error` and `message` first when it is not a 2xx. Names
     /// are configuration names (letters, digits, `-_.`), so they need no escaping.
     public var jsonBody: String {
         let map = destinations.map { "\"\($0.name)\":\"\($0.result.word)\"" }.joined(separator: ",")
-        guard let error else { return "{\"destinations\":{\(map)}}" }
+        guard let error else { return isSpooled ? "{\"spooled\":true,\"destinations\":{\(map)}}" : "{\"destinations\":{\(map)}}" }
         let message = error == "destination_failed"
             ? "a destination did not accept the event; retry" : "a destination refused the event"
         return "{\"error\":\"\(error)\",\"message\":\"\(message)\",\"destinations\":{\(map)}}"

@@ -38,6 +38,9 @@ public enum Reason: String, Sendable, CaseIterable {
     /// Several destinations matched, none failed retriably, one refused with a final 4xx (that
     /// 4xx is the answer; 400 stands for it here).
     case destinationRefused = "destination_refused"
+    /// Not an error: the forward failed on one of the sender's last attempts and the spool holds
+    /// the event on disk; it will be redelivered (answered 202).
+    case spooled = "spooled"
 
     /// The status sent to the sender. 5xx and 429 make the platform retry; other 4xx do not,
     /// so only input that can never become valid gets a 4xx.
@@ -60,6 +63,7 @@ public enum Reason: String, Sendable, CaseIterable {
         case .inFlight, .upstreamBusy, .shuttingDown, .ledgerUnavailable, .destinationFailed: return 503
         case .upstreamUnreachable, .upstreamInvalidResponse: return 502
         case .upstreamTimeout: return 504
+        case .spooled: return 202
         }
     }
 

@@ -8,12 +8,14 @@ final class DestinationMetrics {
     /// What became of one event at the destination.
     enum Result: String, CaseIterable {
         case forwarded, duplicate, failed, filtered
+        /// Failed on the sender's last attempts and held in the spool (issue 11).
+        case spooled
     }
 
     private let counters: [Counter]
     private static var name: MetricNameDescriptor {
         MetricNameDescriptor(namespace: "hookgate", metricName: "destination_events", unitName: "total",
-                             helpText: "Events per destination: forwarded (2xx), duplicate, failed, filtered (not matched).")
+                             helpText: "Events per destination: forwarded (2xx), duplicate, failed, filtered (not matched), spooled.")
     }
 
     init(route: String, destination: String, registry: PrometheusCollectorRegistry) {

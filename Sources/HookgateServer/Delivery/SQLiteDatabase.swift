@@ -16,11 +16,13 @@ struct SQLiteError: Error, CustomStringConvertible {
 final class SQLiteDatabase {
     private var handle: OpaquePointer?
 
-    /// Opens `path`; `create` makes the file when missing, otherwise it is opened read-only.
+    /// Opens `path`; `create` makes the file when missing, otherwise it is opened read-only, or
+    /// read-write without creating it when `writable`.
     /// Closing never checkpoints on its own, so that a file refused at start is left exactly as
     /// it was found (the store checkpoints explicitly when it shuts down).
-    init(path: String, create: Bool) throws {
-        let flags = (create ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : SQLITE_OPEN_READONLY) | SQLITE_OPEN_NOMUTEX
+    init(path: String, create: Bool, writable: Bool = false) throws {
+        let mode = create ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : writable ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READONLY
+        let flags = mode | SQLITE_OPEN_NOMUTEX
         var db: OpaquePointer?
         let rc = sqlite3_open_v2(path, &db, flags, nil)
         guard rc == SQLITE_OK, let db else {
@@ -62,6 +64,11 @@ final class SQLiteDatabase {
         return try statement.step() ? statement.int64(0) : 0
     }
 
+    fileprivate var handleForChanges: OpaquePointer? { handle }
+
+    /// The rowid of the last row inserted on this connection.
+    var lastInsertID: Int64 { sqlite3_last_insert_rowid(handle) }
+
     func check(_ rc: Int32) throws {
         guard rc == SQLITE_OK || rc == SQLITE_ROW || rc == SQLITE_DONE else {
             throw SQLiteError(code: rc, message: handle.map { String(cString: sqlite3_errmsg($0)) } ?? "SQLite error \(rc)")
@@ -92,6 +99,20 @@ final class SQLiteStatement {
         try database.check(sqlite3_bind_blob(statement, index, base, Int32(bytes.count), nil))
     }
 
+    /// Text, copied by SQLite (so the string need not outlive the call); nil binds NULL.
+    func bind(_ text: String?, at index: Int32) throws {
+        guard let text else {
+            try database.check(sqlite3_bind_null(statement, index))
+            return
+        }
+        let bytes = Array(text.utf8)
+        try bytes.withUnsafeBufferPointer { buffer in
+            try buffer.withMemoryRebound(to: CChar.self) { chars in
+                try database.check(hg_sqlite_bind_text(statement, index, chars.baseAddress ?? UnsafePointer(bitPattern: 1)!, Int32(chars.count)))
+            }
+        }
+    }
+
     /// True when a row is available; false when the statement is done.
     func step() throws -> Bool {
         let rc = sqlite3_step(statement)
@@ -106,6 +127,11 @@ final class SQLiteStatement {
     }
 
     func int64(_ column: Int32) -> Int64 { sqlite3_column_int64(statement, column) }
+
+    func isNull(_ column: Int32) -> Bool { sqlite3_column_type(statement, column) == SQLITE_NULL }
+
+    /// The number of rows the last statement changed (an `INSERT ... DO NOTHING` that did nothing: 0).
+    var changes: Int { Int(sqlite3_changes(database.handleForChanges)) }
 
     func text(_ column: Int32) -> String? {
         sqlite3_column_text(statement, column).map { String(cString: $0) }

@@ -46,6 +46,13 @@ final class SharedLedger {
         }
     }
 
+    /// Remembers `key` as delivered for the ledger's ttl (a spooled event, which counts as held,
+    /// and one the spool redelivered); an id in flight is left to its forward.
+    func hold(route: String, key: EventKey) {
+        let now = MonotonicClock.milliseconds()
+        state.withLock { $0[route]?.restore(key, expiresAt: Int64.max / 2, now: now) }
+    }
+
     /// Each route's `dedup.capacity` (a durable store trims its file to it).
     func capacities() -> [String: Int] {
         state.withLock { $0.mapValues(\.capacity) }

@@ -33,6 +33,24 @@ public struct ConfigurationWarning: Sendable, Equatable {
                                       message: "secret written in the configuration file; use env or file outside tests"))
             }
         }
+        if configuration.spool != nil, !configuration.routes.contains(where: { $0.spool != nil }) {
+            warnings.append(.init(key: "spool", message: "no route has spool: set; nothing will be spooled (hookgate spool still reads the file)"))
+        }
+        for (i, route) in configuration.routes.enumerated() {
+            guard let spool = route.spool else { continue }
+            if spool.fromRetry > 5 {
+                warnings.append(.init(key: "routes[\(i)].spool.from_retry", message:
+                    "the platform's last attempt has X-VECU-Retry-Count 5 (6 attempts); \(spool.fromRetry) is never reached, nothing will be spooled"))
+            }
+            if spool.fromRetry < 5 {
+                warnings.append(.init(key: "routes[\(i)].spool.from_retry", message:
+                    "failures before the sender's last attempt (retry count 5) are spooled too: the sender stops retrying them and the spool carries normal outages"))
+            }
+            if route.dedup.ttl < spool.maxAge {
+                warnings.append(.init(key: "routes[\(i)].spool.max_age", message:
+                    "dedup.ttl (\(route.dedup.ttl)) is shorter than max_age (\(spool.maxAge)): a copy sent after the ttl while the event is still spooled would be forwarded again"))
+            }
+        }
         for problem in configuration.warnings {
             warnings.append(.init(key: problem.key, message: problem.message))
         }

@@ -11,6 +11,9 @@ public final class Gateway {
     let ledger = SharedLedger()
     /// Where delivered ids live beyond this process's memory (`ledger.store`).
     let store: LedgerStore
+    /// The durable last-chance spool (`spool`), and the loop part that redelivers from it.
+    let spool: Spool?
+    private var redeliverer: Redeliverer?
     private var workers: [Worker] = []
     private let threads = DispatchGroup()
     private let draining = Locked(false)
@@ -46,7 +49,16 @@ public final class Gateway {
         runtimeBox = Locked(runtime)
         ledger.configure(configuration.routes)
         store = try makeLedgerStore(configuration, ledger: ledger, metrics: metrics)
+        spool = try configuration.spool.map { try Spool($0) }
+        if let spool {
+            // Every event the spool holds counts as held for dedup, as it did before the restart.
+            for (name, key) in spool.heldAtStart { ledger.hold(route: name, key: key) }
+        }
         log = Logger(label: "hookgate")
+        if let spool, !spool.heldAtStart.isEmpty {
+            log.info("spool loaded", metadata: ["spool.path": .string(spool.configuration.path),
+                                                "events": .stringConvertible(spool.heldAtStart.count)])
+        }
     }
 
     var runtime: RuntimeConfiguration { runtimeBox.withLock { $0 } }
@@ -56,7 +68,9 @@ public final class Gateway {
     /// Listening with a valid configuration and no shutdown started (`/readyz`).
     var isReady: Bool { serving.withLock { $0 } && !stopping.withLock { $0 } }
 
-    func metricsExposition() -> [UInt8] { metrics.exposition(ledger: ledger, listenerTLS: runtime.serverTLS ?? startupTLS) }
+    func metricsExposition() -> [UInt8] {
+        metrics.exposition(ledger: ledger, listenerTLS: runtime.serverTLS ?? startupTLS) + (spool?.metrics.exposition() ?? [])
+    }
 
     /// Binds the listening sockets and starts every worker on its own thread.
     public func start() throws {
@@ -92,6 +106,11 @@ public final class Gateway {
             thread.name = "hg-worker-\(worker.index)"  // Linux keeps 15 characters
             thread.stackSize = 8 << 20
             thread.start()
+        }
+        if let spool, let first = workers.first {
+            let redeliverer = Redeliverer(gateway: self, worker: first, spool: spool)
+            self.redeliverer = redeliverer
+            first.mailbox.post { redeliverer.start() }
         }
         if let first = workers.first, configurationPath != nil {
             let watcher = ConfigurationWatcher(gateway: self, base: first.base)
@@ -138,6 +157,9 @@ public final class Gateway {
         for number in [SIGTERM, SIGINT, SIGHUP] { sigaddset(&signals, number) }
         pthread_sigmask(SIG_BLOCK, &signals, nil)
         threads.wait()
+        redeliverer?.tearDown()
+        redeliverer = nil
+        spool?.close()
         store.flush()
         pthread_sigmask(SIG_UNBLOCK, &signals, nil)
         for event in signalEvents { event_free(event) }
@@ -262,6 +284,9 @@ public final class Gateway {
             if configuration.listen != old.listen || configuration.workers != old.workers
                 || configuration.adminListen != old.adminListen || (configuration.tls == nil) != (old.tls == nil) {
                 log.warning("changes to listen, listen.tls on/off, workers and admin.listen take effect only after a restart; certificates, routes, secrets, upstreams and limits are reloaded")
+            }
+            if configuration.spool != old.spool {
+                log.warning("changes to spool.* take effect only after a restart; the running spool is kept (routes' spool settings are reloaded)")
             }
             if configuration.ledger.store != old.ledger.store || configuration.ledger.sqlite != old.ledger.sqlite {
                 log.warning("changes to ledger.* take effect only after a restart; the running ledger store is kept")

@@ -374,11 +374,25 @@ final class Worker: @unchecked Sendable {
         let addHeaders = destination.header.map { upstream.addHeaders + [("X-Hookgate-Destination", $0)] } ?? upstream.addHeaders
         let head = ForwardedHeaders.requestHead(
             target: upstream.url.target, authority: destination.upstreamAuthority, inbound: exchange.headers,
-            context: .init(clientAddress: exchange.connection.clientAddress, scheme: tls ? "https" : "http",
-                           requestID: exchange.requestID, event: event, peerTrusted: exchange.peerTrusted),
-            addHeaders: addHeaders, contentLength: evbuffer_get_length(exchange.body))
+            context: forwardContext(exchange, event: event), addHeaders: addHeaders, contentLength: evbuffer_get_length(exchange.body))
         let pool = self.pool(for: destination)
-        pool.submit(ForwardJob(exchange: exchange, requestHead: head, pool: pool, fanOut: fanOut))
+        // One of the sender's last attempts on a route that spools: the body is kept, since a
+        // failed forward will be spooled and the buffer is gone once sent.
+        let keep = gateway.spool != nil && event.key != nil
+            && exchange.route?.settings.spool.map { exchange.retryCount >= $0.fromRetry } == true
+        pool.submit(ForwardJob(exchange: exchange, requestHead: head, pool: pool, fanOut: fanOut, keepForSpool: keep))
+    }
+
+    /// What the forwarded headers say about the inbound request.
+    func forwardContext(_ exchange: InboundExchange, event: AdmittedEvent) -> ForwardedHeaders.Context {
+        .init(clientAddress: exchange.connection.clientAddress, scheme: tls ? "https" : "http",
+              requestID: exchange.requestID, event: event, peerTrusted: exchange.peerTrusted)
+    }
+
+    /// A pool of this worker's loop outside its live pools: the spool's redeliveries, on their own
+    /// connection budget.
+    func makePool(for destination: CompiledDestination, maxConnections: Int) -> UpstreamPool {
+        UpstreamPool(destination: destination, base: base, dns: dns, maxConnections: maxConnections)
     }
 
     private func pool(for destination: CompiledDestination) -> UpstreamPool {

@@ -7,6 +7,8 @@ enum Outcome: String {
     case forwarded, duplicate, rejected
     /// No destination of the route wanted the event.
     case filtered
+    /// The forward failed on one of the sender's last attempts and the spool holds the event.
+    case spooled
 
     var ordinal: Int {
         switch self {
@@ -14,6 +16,7 @@ enum Outcome: String {
         case .duplicate: return 1
         case .rejected: return 2
         case .filtered: return 3
+        case .spooled: return 4
         }
     }
 }
@@ -90,6 +93,12 @@ final class InboundExchange {
                 outcome: .duplicate, reason: .duplicate, upstreamStatus: nil)
     }
 
+    /// The answer to an event the spool now holds on disk: 202 `{"spooled":true}`.
+    func answerSpooled(upstreamStatus: Int?) {
+        sendOwn(status: SpooledAnswer.status, body: SpooledAnswer.body, headers: [SpooledAnswer.header], close: false,
+                outcome: .spooled, reason: .spooled, upstreamStatus: upstreamStatus)
+    }
+
     /// The answer to a copy that waited for another copy's forward.
     func answerAsWaiter(firstCopyDelivered: Bool) {
         if let answer = SenderAnswer.forWaiter(firstCopyDelivered: firstCopyDelivered), case .reject(let rejection) = answer {
@@ -102,8 +111,8 @@ final class InboundExchange {
     /// hookgate's answer for a route with several destinations (`FanOutAnswer`): never an
     /// upstream's body or error detail.
     func answerFanOut(_ answer: FanOutAnswer) {
-        let outcome: Outcome
-        let reason: Reason?
+        var outcome: Outcome
+        var reason: Reason?
         if answer.destinations.isEmpty {
             (outcome, reason) = (.filtered, .filtered)
         } else if answer.error == "destination_failed" {
@@ -114,7 +123,11 @@ final class InboundExchange {
             outcome = answer.destinations.allSatisfy { $0.result == .duplicate } ? .duplicate : .forwarded
             reason = outcome == .duplicate ? .duplicate : nil
         }
-        let extra = answer.retryAfter.map { [("Retry-After", String($0))] } ?? []
+        var extra = answer.retryAfter.map { [("Retry-After", String($0))] } ?? []
+        if answer.isSpooled {
+            (outcome, reason) = (.spooled, .spooled)
+            extra.append(SpooledAnswer.header)
+        }
         sendOwn(status: answer.status, body: answer.jsonBody, headers: extra, close: false, outcome: outcome, reason: reason,
                 upstreamStatus: nil)
     }

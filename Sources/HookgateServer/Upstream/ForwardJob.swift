@@ -8,18 +8,27 @@ struct UpstreamReply {
     let body: OpaquePointer
 }
 
-/// One forward: the request to send, the exchange that waits for its answer, and the one timer
-/// that bounds it: first the wait for a free connection, then, re-armed when the request is sent,
-/// the upstream's whole answer.
+/// Who waits for a forward's end: the inbound request it carries, or the spool's redeliverer.
+enum ForwardOwner {
+    case exchange(InboundExchange)
+    case redelivery(Redelivery)
+}
+
+/// One forward: the request to send, who waits for its answer, and the one timer that bounds it:
+/// first the wait for a free connection, then, re-armed when the request is sent, the upstream's
+/// whole answer.
 final class ForwardJob {
-    let exchange: InboundExchange
+    let owner: ForwardOwner
     let requestHead: [UInt8]
     let startedMicroseconds: Int64 = MonotonicClock.microseconds()
     let pool: UpstreamPool
     /// The body to send, moved out as it is sent: the inbound buffer itself, or this job's own
-    /// copy when the event goes to several destinations.
+    /// copy when the event goes to several destinations or is redelivered.
     let body: OpaquePointer
     private let ownsBody: Bool
+    /// The body's bytes, kept when the forward may end in the spool (the route spools and this is
+    /// one of the sender's last attempts): `body` is gone once sent.
+    let spoolCopy: [UInt8]?
     /// The coordinator that answers the sender once every matched destination finished; nil
     /// when this is the event's only forward (its answer is relayed).
     let fanOut: FanOut?
@@ -27,14 +36,16 @@ final class ForwardJob {
     private(set) var finished = false
     private var deadline: OpaquePointer?
 
-    init(exchange: InboundExchange, requestHead: [UInt8], pool: UpstreamPool, fanOut: FanOut? = nil) {
-        self.exchange = exchange
+    init(exchange: InboundExchange, requestHead: [UInt8], pool: UpstreamPool, fanOut: FanOut? = nil, keepForSpool: Bool = false) {
+        owner = .exchange(exchange)
         self.requestHead = requestHead
         self.pool = pool
         self.fanOut = fanOut
+        let length = evbuffer_get_length(exchange.body)
+        spoolCopy = keepForSpool
+            ? (length > 0 ? Array(UnsafeRawBufferPointer(start: evbuffer_pullup(exchange.body, -1), count: length)) : []) : nil
         if fanOut != nil {
             let copy = evbuffer_new()!
-            let length = evbuffer_get_length(exchange.body)
             if length > 0 { evbuffer_add(copy, evbuffer_pullup(exchange.body, -1), length) }
             body = copy
             ownsBody = true
@@ -42,6 +53,19 @@ final class ForwardJob {
             body = exchange.body
             ownsBody = false
         }
+    }
+
+    /// A redelivery from the spool: its own copy of the body.
+    init(redelivery: Redelivery, requestHead: [UInt8], body bytes: [UInt8], pool: UpstreamPool) {
+        owner = .redelivery(redelivery)
+        self.requestHead = requestHead
+        self.pool = pool
+        fanOut = nil
+        spoolCopy = nil
+        let copy = evbuffer_new()!
+        bytes.withUnsafeBytes { if $0.count > 0 { _ = evbuffer_add(copy, $0.baseAddress, $0.count) } }
+        body = copy
+        ownsBody = true
     }
 
     deinit {

@@ -23,9 +23,13 @@ final class UpstreamPool {
     private var active: [ObjectIdentifier: ForwardJob] = [:]
     /// Requests waiting beyond this many are refused at once (503) instead of queued.
     static let maximumWaiting = 10_000
+    /// At most this many connections: the upstream's `max_connections`, or the spool's own
+    /// budget for a redelivery pool.
+    private let connectionLimit: Int
 
-    init(destination: CompiledDestination, base: OpaquePointer, dns: OpaquePointer?) {
+    init(destination: CompiledDestination, base: OpaquePointer, dns: OpaquePointer?, maxConnections: Int? = nil) {
         self.destination = destination
+        connectionLimit = maxConnections ?? destination.upstream.maxConnections
         url = destination.upstream.url
         self.base = base
         self.dns = dns
@@ -71,7 +75,7 @@ final class UpstreamPool {
         }
         if let connection = idle.popLast() {
             dispatch(job, on: connection)
-        } else if opened < destination.upstream.maxConnections {
+        } else if opened < connectionLimit {
             guard let connection = UpstreamConnection(pool: self, base: base, dns: dns, url: url, tls: destination.upstreamTLS,
                                                       verify: !destination.upstream.tlsInsecureSkipVerify) else {
                 end(job, outcome: .unreachable("cannot open a connection"), reply: nil)
@@ -148,7 +152,10 @@ final class UpstreamPool {
     private func end(_ job: ForwardJob, outcome: UpstreamOutcome? = nil, reply: UpstreamReply? = nil, busy rejection: Rejection? = nil) {
         active[ObjectIdentifier(job)] = nil
         guard job.finish() else { return }
-        job.exchange.worker.finishForward(job, outcome: outcome, reply: reply, busy: rejection)
+        switch job.owner {
+        case .exchange(let exchange): exchange.worker.finishForward(job, outcome: outcome, reply: reply, busy: rejection)
+        case .redelivery(let redelivery): redelivery.finished(job, outcome: outcome, busy: rejection != nil)
+        }
     }
 
     private func dequeue() -> ForwardJob? {

@@ -1,0 +1,118 @@
+import ArgumentParser
+import Foundation
+import HookgateCore
+import HookgateServer
+
+/// `hookgate spool ...`: the durable spool's events, read and changed on the file while the
+/// gateway runs (never through the admin port). Exit status: 0 done, 1 no such id, 2 usage or
+/// configuration error.
+struct SpoolCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "spool",
+        abstract: "List, show, retry, purge or export the events held in the spool.",
+        subcommands: [SpoolList.self, SpoolShow.self, SpoolRetry.self, SpoolPurge.self, SpoolExport.self])
+}
+
+/// Opens the configuration's spool, or exits 2 with the reason.
+func openSpool(_ options: ConfigurationOption) throws -> SpoolInspector {
+    let path = try options.path()
+    switch ConfigurationFile.load(path: path) {
+    case .failure(let problems):
+        for problem in problems.problems { printError(problem.description) }
+        throw ExitCode(2)
+    case .success(let configuration):
+        do {
+            return try SpoolInspector(configuration: configuration)
+        } catch {
+            printError("\(error)")
+            throw ExitCode(2)
+        }
+    }
+}
+
+/// Runs a spool operation; a failure of the file (locked too long, I/O) exits 2 with its message.
+func spoolOperation<R>(_ body: () throws -> R) throws -> R {
+    do {
+        return try body()
+    } catch {
+        printError("\(error)")
+        throw ExitCode(2)
+    }
+}
+
+extension SpoolInspector.State: ExpressibleByArgument {}
+
+struct SpoolList: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "One line per held event (tab-separated), or --json.")
+    @OptionGroup var options: ConfigurationOption
+    @Option(help: "Only events in this state (pending or dead).") var state: SpoolInspector.State?
+    @Flag(help: "Print a JSON array instead of the table.") var json = false
+
+    func run() throws {
+        let spool = try openSpool(options)
+        print(try spoolOperation { json ? try spool.listJSON(state: state) : try spool.listText(state: state) })
+    }
+}
+
+struct SpoolShow: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "show", abstract: "One event as JSON, with its headers and body.")
+    @Argument(help: "The event's spool id (the ID column of list).") var id: Int64
+    @OptionGroup var options: ConfigurationOption
+
+    func run() throws {
+        let spool = try openSpool(options)
+        guard let text = try spoolOperation({ try spool.show(id: id) }) else {
+            printError("no event with spool id \(id)")
+            throw ExitCode(1)
+        }
+        print(text)
+    }
+}
+
+struct SpoolRetry: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "retry", abstract: "Make an event (or --all) pending and due now; its max_age counts from now.")
+    @Argument(help: "The event's spool id.") var id: Int64?
+    @Flag(help: "Every event in the spool.") var all = false
+    @OptionGroup var options: ConfigurationOption
+
+    func validate() throws {
+        guard (id == nil) != (!all) else { throw ValidationError("give either an ID or --all") }
+    }
+
+    func run() throws {
+        let spool = try openSpool(options)
+        let count = try spoolOperation { try spool.retry(id: all ? nil : id) }
+        print("retried \(count)")
+        if count == 0, !all { throw ExitCode(1) }
+    }
+}
+
+struct SpoolPurge: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "purge", abstract: "Delete an event, or every dead one (--dead).")
+    @Argument(help: "The event's spool id.") var id: Int64?
+    @Flag(help: "Every dead event.") var dead = false
+    @OptionGroup var options: ConfigurationOption
+
+    func validate() throws {
+        guard (id == nil) != (!dead) else { throw ValidationError("give either an ID or --dead") }
+    }
+
+    func run() throws {
+        let spool = try openSpool(options)
+        let count = try spoolOperation { try spool.purge(id: dead ? nil : id) }
+        print("purged \(count)")
+        if count == 0, !dead { throw ExitCode(1) }
+    }
+}
+
+struct SpoolExport: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "export", abstract: "Every event as one JSON object per line, with headers and body.")
+    @OptionGroup var options: ConfigurationOption
+    @Option(help: "Only events in this state (pending or dead).") var state: SpoolInspector.State?
+
+    func run() throws {
+        let spool = try openSpool(options)
+        try spoolOperation { try spool.export(state: state) { print($0) } }
+    }
+}
