@@ -103,7 +103,6 @@ final class Redeliverer: @unchecked Sendable {
                 "reason": .string("max_age passed"), "attempts": .stringConvertible(event.attempts),
             ]))
         }
-        if !expired.isEmpty { spool.statisticsChanged() }
         guard !gateway.isDraining else { return }
         let current = destinations()
         pools = pools.filter { key, pool in current.identities.contains(key) || pool.busyConnections > 0 || pool.waitingCount > 0 }
@@ -196,7 +195,6 @@ final class Redeliverer: @unchecked Sendable {
             log.info("event redelivered", metadata: metadata(event, fields))
             spool.record { try $0.markRetry(id: id, attempts: attempts, next: now + delay, error: reason) }
         }
-        spool.statisticsChanged()
     }
 
     private func metadata(_ event: SpooledEvent, _ extra: Logger.Metadata) -> Logger.Metadata {

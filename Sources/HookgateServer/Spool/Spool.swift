@@ -44,9 +44,10 @@ final class Spool: @unchecked Sendable {
     private var rows = 0
     private var lastCount: Int64 = 0
 
-    /// How often the row count and the statistics are read again from the file (the CLI may
-    /// have purged or retried events meanwhile).
-    static let refreshMilliseconds: Int64 = 1_000
+    /// How often the row count and the statistics (metrics) are read again from the file (the
+    /// CLI may have purged or retried events meanwhile): not after every change, since each read
+    /// scans the table.
+    static let refreshMilliseconds: Int64 = 500
 
     /// Opens (or creates) the file, takes its lock and starts the spool thread. A file in use by
     /// another gateway, or that is not a hookgate spool, is refused.
@@ -194,7 +195,6 @@ final class Spool: @unchecked Sendable {
             }
             worker.mailbox.post { done(result) }
         }
-        if admitted > 0 { refreshStatistics(now: WallClock.milliseconds()) }
     }
 
     private func refreshStatistics(now: Int64) {
@@ -206,16 +206,5 @@ final class Spool: @unchecked Sendable {
     /// After an outcome changed the counts (a removal frees a row).
     func removed(_ count: Int) {
         record { [self] _ in rows = max(0, rows - count) }
-    }
-
-    /// Statistics again on the next batch (after outcomes).
-    func statisticsChanged() {
-        record { [self] file in
-            if let stats = try? file.statistics() {
-                let now = WallClock.milliseconds()
-                metrics.update(pending: stats.pending, dead: stats.dead,
-                               oldestPendingAgeSeconds: stats.oldestPending.map { Double(max(0, now - $0)) / 1000 } ?? 0)
-            }
-        }
     }
 }

@@ -69,6 +69,7 @@ final class SpoolFile {
             UNIQUE (ledger, source, event_id)
         );
         CREATE INDEX events_due ON events (state, next_attempt_ms);
+        CREATE INDEX events_expiry ON events (state, expires_ms);
         PRAGMA application_id = \(applicationID);
         PRAGMA user_version = \(formatVersion);
         """
