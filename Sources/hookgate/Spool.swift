@@ -77,7 +77,10 @@ struct SpoolRetry: ParsableCommand {
     @OptionGroup var options: ConfigurationOption
 
     func validate() throws {
-        guard (id == nil) != (!all) else { throw ValidationError("give either an ID or --all") }
+        guard (id == nil) != (!all) else {
+            printError("give either an ID or --all")
+            throw ExitCode(2)
+        }
     }
 
     func run() throws {
@@ -95,7 +98,10 @@ struct SpoolPurge: ParsableCommand {
     @OptionGroup var options: ConfigurationOption
 
     func validate() throws {
-        guard (id == nil) != (!dead) else { throw ValidationError("give either an ID or --dead") }
+        guard (id == nil) != (!dead) else {
+            printError("give either an ID or --dead")
+            throw ExitCode(2)
+        }
     }
 
     func run() throws {
