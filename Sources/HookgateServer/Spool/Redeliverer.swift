@@ -48,6 +48,9 @@ final class Redeliverer: @unchecked Sendable {
     static let tickMilliseconds: Int64 = 250
     /// Redeliveries in flight at most, over every destination.
     static let maximumInFlight = 256
+    /// How long a finished redelivery's event is not fetched again: its outcome is queued before
+    /// any later read, so this only matters when recording the outcome failed.
+    static let settlingMilliseconds: Int64 = 2_000
 
     init(gateway: Gateway, worker: Worker, spool: Spool) {
         self.gateway = gateway
@@ -75,10 +78,12 @@ final class Redeliverer: @unchecked Sendable {
 
     private func tick() {
         guard !gateway.isDraining, !fetching else { return }
-        let room = Self.maximumInFlight - inFlight.count
+        // Only as many events as there are free redelivery connections: each row carries its body.
+        let spooling = gateway.runtime.compiledRoutes.reduce(0) { $0 + ($1.settings.spool == nil ? 0 : $1.destinations.count) }
+        let room = min(Self.maximumInFlight, max(spooling, 1) * spool.configuration.maxConnections) - inFlight.count
         guard room > 0 else { return }
         let now = WallClock.milliseconds()
-        settling = settling.filter { now - $0.value < 10_000 }
+        settling = settling.filter { now - $0.value < Self.settlingMilliseconds }
         let skip = Set(inFlight.keys).union(settling.keys)
         fetching = true
         spool.read { [self, worker] file in
@@ -172,6 +177,9 @@ final class Redeliverer: @unchecked Sendable {
         ]
         if case .response(let status)? = outcome { fields["upstream.status"] = .stringConvertible(status) }
         spool.metrics.redelivered(route: event.route, result: result.word)
+        // A connection is free: the next due event goes out now, not at the next tick, so that a
+        // backlog drains at the upstream's pace once it is back.
+        defer { worker.mailbox.post { [self] in tick() } }
         let id = event.id
         let attempts = redelivery.attempt
         switch result {
