@@ -14,7 +14,7 @@ struct RejectionTests {
         .envelopeInvalid: 400, .eventIDMismatch: 400, .eventTypeMismatch: 400,
         .duplicate: 200, .inFlight: 503, .upstreamUnreachable: 502, .upstreamTimeout: 504,
         .upstreamInvalidResponse: 502, .upstreamBusy: 503, .shuttingDown: 503, .ledgerUnavailable: 503,
-        .filtered: 200, .destinationFailed: 503, .destinationRefused: 400,
+        .filtered: 200, .destinationFailed: 503, .destinationRefused: 400, .spooled: 202,
     ]
 
     @Test func everyReasonHasAnExpectedStatus() {
