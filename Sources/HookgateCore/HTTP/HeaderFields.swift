@@ -9,6 +9,25 @@ public enum HeaderValue: Equatable, Sendable {
 /// and over an array in tests. Names compare case-insensitively.
 public protocol HeaderFields {
     func value(named name: String) -> HeaderValue
+    /// `value(named:)` as bytes, without making a `String`; the bytes are valid only in `body`.
+    func withValue<R>(named name: String, _ body: (HeaderValueBytes) -> R) -> R
+}
+
+/// How many times a header occurs, and its value's bytes when it occurs once.
+public enum HeaderValueBytes {
+    case missing
+    case one(UnsafeBufferPointer<UInt8>)
+    case repeated
+}
+
+extension HeaderFields {
+    public func withValue<R>(named name: String, _ body: (HeaderValueBytes) -> R) -> R {
+        switch value(named: name) {
+        case .missing: return body(.missing)
+        case .repeated: return body(.repeated)
+        case .one(var text): return text.withUTF8 { body(.one($0)) }
+        }
+    }
 }
 
 /// A header section kept as bytes: one copy of the fields' text and the offsets of each name and
@@ -74,13 +93,30 @@ public struct HeaderList: HeaderFields, Sendable {
     }
 
     public func value(named name: String) -> HeaderValue {
+        switch field(named: name) {
+        case .none: return .missing
+        case .some(nil): return .repeated
+        case .some(let index?): return .one(value(at: index))
+        }
+    }
+
+    public func withValue<R>(named name: String, _ body: (HeaderValueBytes) -> R) -> R {
+        switch field(named: name) {
+        case .none: return body(.missing)
+        case .some(nil): return body(.repeated)
+        case .some(let index?): return withFieldBytes(index) { _, value in body(.one(value)) }
+        }
+    }
+
+    /// The index of the one field called `name`: nil if there is none, `.some(nil)` if several.
+    private func field(named name: String) -> Int?? {
         name.withUTF8Bytes { wanted in
             var found: Int?
             for i in 0..<fields.count where withFieldBytes(i, { n, _ in ASCIICase.equal(n, wanted) }) {
-                if found != nil { return .repeated }
+                if found != nil { return .some(nil) }
                 found = i
             }
-            return found.map { .one(value(at: $0)) } ?? .missing
+            return found.map { .some($0) } ?? nil
         }
     }
 

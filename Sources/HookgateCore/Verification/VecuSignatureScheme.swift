@@ -15,39 +15,48 @@ public struct VecuSignatureScheme: SignatureScheme {
     }
 
     public func verify(headers: some HeaderFields, body: some ByteSegments, now: Int64) -> Rejection? {
-        let timestampText: String
-        switch headers.value(named: Self.timestampHeader) {
-        case .missing: return Rejection(.timestampMissing, "X-VECU-Timestamp header is required")
-        case .repeated: return Rejection(.timestampInvalid, "X-VECU-Timestamp header appears more than once")
-        case .one(let v): timestampText = v
+        // Both values are read as bytes where they lie: no String per request.
+        headers.withValue(named: Self.timestampHeader) { timestampValue in
+            let stampBytes: UnsafeBufferPointer<UInt8>
+            switch timestampValue {
+            case .missing: return Rejection(.timestampMissing, "X-VECU-Timestamp header is required")
+            case .repeated: return Rejection(.timestampInvalid, "X-VECU-Timestamp header appears more than once")
+            case .one(let v): stampBytes = v
+            }
+            guard let timestamp = TimestampWindow.parseTimestamp(stampBytes) else {
+                return Rejection(.timestampInvalid, "X-VECU-Timestamp must be Unix seconds (digits only)")
+            }
+            return headers.withValue(named: Self.signatureHeader) { signatureValue in
+                let claimed: Digest32
+                switch signatureValue {
+                case .missing: return Rejection(.signatureMissing, "X-VECU-Signature header is required")
+                case .repeated: return Rejection(.signatureMalformed, "X-VECU-Signature header appears more than once")
+                case .one(let v):
+                    guard let parsed = Self.parseSignature(bytes: v) else {
+                        return Rejection(.signatureMalformed, "X-VECU-Signature must be sha256= followed by 64 hex digits")
+                    }
+                    claimed = parsed
+                }
+                guard window.contains(timestamp, now: now) else {
+                    return Rejection(.timestampOutsideWindow,
+                                     "X-VECU-Timestamp is more than \(window.toleranceSeconds)s away from the gateway's clock")
+                }
+                guard matchesAnyKey(claimed, timestamp: stampBytes, body: body) else {
+                    return Rejection(.signatureMismatch, "X-VECU-Signature does not match the body")
+                }
+                return nil
+            }
         }
-        guard let timestamp = TimestampWindow.parseTimestamp(timestampText.utf8) else {
-            return Rejection(.timestampInvalid, "X-VECU-Timestamp must be Unix seconds (digits only)")
-        }
-        let signatureText: String
-        switch headers.value(named: Self.signatureHeader) {
-        case .missing: return Rejection(.signatureMissing, "X-VECU-Signature header is required")
-        case .repeated: return Rejection(.signatureMalformed, "X-VECU-Signature header appears more than once")
-        case .one(let v): signatureText = v
-        }
-        guard let claimed = Self.parseSignature(signatureText) else {
-            return Rejection(.signatureMalformed, "X-VECU-Signature must be sha256= followed by 64 hex digits")
-        }
-        guard window.contains(timestamp, now: now) else {
-            return Rejection(.timestampOutsideWindow, "X-VECU-Timestamp is more than \(window.toleranceSeconds)s away from the gateway's clock")
-        }
-        guard matchesAnyKey(claimed, timestamp: timestampText, body: body) else {
-            return Rejection(.signatureMismatch, "X-VECU-Signature does not match the body")
-        }
-        return nil
     }
 
     /// `sha256=` (exactly, lower case) followed by 64 hex digits of either case.
     public static func parseSignature(_ text: String) -> Digest32? {
-        text.withUTF8Bytes { bytes in
-            guard bytes.count == prefix.count + 64, bytes.starts(with: prefix) else { return nil }
-            return Digest32(hex: UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(bytes)[prefix.count...]))
-        }
+        text.withUTF8Bytes { parseSignature(bytes: $0) }
+    }
+
+    static func parseSignature(bytes: UnsafeBufferPointer<UInt8>) -> Digest32? {
+        guard bytes.count == prefix.count + 64, bytes.starts(with: prefix) else { return nil }
+        return Digest32(hex: UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(bytes)[prefix.count...]))
     }
 
     /// The signature a sender with `secret` would send for `body` at `timestamp`.
@@ -56,18 +65,16 @@ public struct VecuSignatureScheme: SignatureScheme {
         return "sha256=" + digest.hex
     }
 
-    private func matchesAnyKey(_ claimed: Digest32, timestamp: String, body: some ByteSegments) -> Bool {
+    private func matchesAnyKey(_ claimed: Digest32, timestamp stampBytes: UnsafeBufferPointer<UInt8>, body: some ByteSegments) -> Bool {
         var matched = false
-        timestamp.withUTF8Bytes { stampBytes in
-            for key in keys {
-                let digest = key.authenticate { emit in
-                    emit(UnsafeRawBufferPointer(stampBytes))
-                    withUnsafeBytes(of: UInt8(ascii: ".")) { emit($0) }
-                    body.forEachSegment(emit)
-                }
-                // Every key is tried so the time taken does not reveal which one matched.
-                if digest.constantTimeEquals(claimed) { matched = true }
+        for key in keys {
+            let digest = key.authenticate { emit in
+                emit(UnsafeRawBufferPointer(stampBytes))
+                withUnsafeBytes(of: UInt8(ascii: ".")) { emit($0) }
+                body.forEachSegment(emit)
             }
+            // Every key is tried so the time taken does not reveal which one matched.
+            if digest.constantTimeEquals(claimed) { matched = true }
         }
         return matched
     }

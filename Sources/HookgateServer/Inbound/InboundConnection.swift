@@ -14,6 +14,10 @@ import HookgateCore
 /// Ownership: the worker's connection table holds the connection while it is open; an exchange
 /// holds it while its request is handled. libevent callbacks get it unretained and never outlive
 /// `close()`, which frees the bufferevent and timer.
+///
+/// Plain-TCP connections are read by the connection's own read event (`SocketRead`: one `readv`
+/// into the bufferevent's input, no `ioctl(FIONREAD)`), sized by what is expected (the rest of a
+/// body, up to 64 KiB); the bufferevent only writes. TLS connections are read by the bufferevent.
 final class InboundConnection {
     private enum State {
         case idle
@@ -32,6 +36,16 @@ final class InboundConnection {
     let isTLS: Bool
     private var bev: OpaquePointer?
     private var timer: OpaquePointer!
+    /// Plain TCP only: the socket's read event, and why it is not armed (input at `readLimit`
+    /// until it is consumed; end of stream or an error until reading is asked for again).
+    private var readEvent: OpaquePointer?
+    private var readPaused = false
+    private var readStopped = false
+    /// Unread input beyond which the socket is not read (a bufferevent's high read watermark).
+    private var readLimit: Int
+    /// The most a read takes while a head is expected (libevent's own read size).
+    private static let headReadBytes = 4_096
+    private static let bodyReadBytes = 65_536
     /// The body of the request being read or handled; emptied before the next one.
     let body: OpaquePointer = evbuffer_new()
     private var state: State = .idle
@@ -54,6 +68,7 @@ final class InboundConnection {
         self.clientAddress = clientAddress
         self.isTLS = isTLS
         self.limits = limits
+        readLimit = limits.maxHeaderBytes + 16_384
         let me = Unmanaged.passUnretained(self).toOpaque()
         timer = event_new(worker.base, -1, 0, { _, _, arg in
             Unmanaged<InboundConnection>.fromOpaque(arg!).takeUnretainedValue().timedOut()
@@ -65,11 +80,20 @@ final class InboundConnection {
         }, { _, events, arg in
             Unmanaged<InboundConnection>.fromOpaque(arg!).takeUnretainedValue().event(events)
         }, me)
-        bufferevent_enable(bufferevent, Int16(EV_READ | EV_WRITE))
+        if isTLS {
+            bufferevent_enable(bufferevent, Int16(EV_READ | EV_WRITE))
+        } else {
+            bufferevent_enable(bufferevent, Int16(EV_WRITE))
+            readEvent = event_new(worker.base, bufferevent_getfd(bufferevent), Int16(EV_READ | EV_PERSIST), { _, _, arg in
+                Unmanaged<InboundConnection>.fromOpaque(arg!).takeUnretainedValue().socketReadable()
+            }, me)
+            event_add(readEvent, nil)
+        }
         arm(limits.clientTimeout.milliseconds)
     }
 
     deinit {
+        if let readEvent { event_free(readEvent) }
         event_free(timer)
         evbuffer_free(body)
     }
@@ -81,7 +105,73 @@ final class InboundConnection {
 
     // MARK: reading
 
+    /// Plain TCP: the socket has something (data, end of stream or an error).
+    private func socketReadable() {
+        guard let bev, let readEvent else { return }
+        let input = bufferevent_get_input(bev)!
+        let room = readLimit - evbuffer_get_length(input)
+        guard room > 0 else {
+            event_del(readEvent)
+            readPaused = true
+            return
+        }
+        let wanted: Int = switch state {
+        case .body(_, let remaining): min(max(remaining, Self.headReadBytes), Self.bodyReadBytes)
+        case .chunked: Self.bodyReadBytes
+        default: Self.headReadBytes
+        }
+        switch SocketRead.read(Int32(bufferevent_getfd(bev)), into: input, maximum: min(room, wanted)) {
+        case .read:
+            readable()
+        case .wouldBlock:
+            return
+        case .endOfStream:
+            stopReading()
+            event(Int16(BEV_EVENT_READING | BEV_EVENT_EOF))
+        case .failed:
+            stopReading()
+            event(Int16(BEV_EVENT_READING | BEV_EVENT_ERROR))
+        }
+    }
+
+    /// As a bufferevent does after end of stream or an error: no more reads until asked.
+    private func stopReading() {
+        guard let readEvent else { return }
+        event_del(readEvent)
+        readStopped = true
+    }
+
+    /// Reads again (plain TCP: after end of stream too, so that a lingering close sees it again).
+    private func startReading() {
+        guard let bev else { return }
+        guard let readEvent else {
+            bufferevent_enable(bev, Int16(EV_READ))
+            return
+        }
+        readStopped = false
+        readPaused = false
+        event_add(readEvent, nil)
+    }
+
+    private func setReadLimit(_ bytes: Int) {
+        guard let bev else { return }
+        if readEvent == nil {
+            bufferevent_setwatermark(bev, Int16(EV_READ), 0, bytes)
+        } else {
+            readLimit = bytes
+        }
+    }
+
     private func readable() {
+        consumeInput()
+        // Plain TCP: input consumed below the limit, the socket is read again.
+        if readPaused, !readStopped, let bev, let readEvent, evbuffer_get_length(bufferevent_get_input(bev)) < readLimit {
+            readPaused = false
+            event_add(readEvent, nil)
+        }
+    }
+
+    private func consumeInput() {
         guard let bev else { return }
         let input = bufferevent_get_input(bev)!
         while true {
@@ -96,7 +186,7 @@ final class InboundConnection {
                     arm(limits.clientTimeout.milliseconds)
                     // Reading stays on while a request is handled (so a vanished client is noticed),
                     // bounded: beyond this much unread input libevent stops reading the socket.
-                    bufferevent_setwatermark(bev, Int16(EV_READ), 0, limits.maxHeaderBytes + 16_384)
+                    setReadLimit(limits.maxHeaderBytes + 16_384)
                 }
                 guard readHead(input) else { return }
             case .body(let head, let remaining):
@@ -256,7 +346,7 @@ final class InboundConnection {
         }
         lingering = true
         shutdown(Int32(bufferevent_getfd(bev)), Int32(SHUT_WR))
-        bufferevent_enable(bev, Int16(EV_READ))
+        startReading()
         arm(2_000)
     }
 
@@ -294,6 +384,10 @@ final class InboundConnection {
         guard let bev else { return }
         state = .closed
         event_del(timer)
+        if let readEvent {
+            event_free(readEvent)
+            self.readEvent = nil
+        }
         bufferevent_free(bev)
         self.bev = nil
     }
