@@ -45,6 +45,8 @@ public final class Gateway {
         writesAccessLog = accessLog
         let runtime = try RuntimeConfiguration.make(configuration).get()
         for route in runtime.compiledRoutes { route.metrics = metrics.route(named: route.name) }
+        // Made here, on one thread: a lazy property first read by several workers at once would race.
+        _ = metrics.unrouted
         metrics.attachDestinations(runtime.compiledRoutes)
         runtimeBox = Locked(runtime)
         ledger.configure(configuration.routes)
