@@ -69,6 +69,20 @@ struct SpoolShow: ParsableCommand {
     }
 }
 
+/// `retry` and `purge`: one event by its id, or every event the flag names (`flag`), never both.
+/// Prints `<verb> N`; an id that matched nothing exits 1.
+func changeSpool(id: Int64?, every: Bool, flag: String, verb: String, options: ConfigurationOption,
+                 _ change: (SpoolInspector, Int64?) throws -> Int) throws {
+    guard (id == nil) == every else {
+        printError("give either an ID or \(flag)")
+        throw ExitCode(2)
+    }
+    let spool = try openSpool(options)
+    let count = try spoolOperation { try change(spool, every ? nil : id) }
+    print("\(verb) \(count)")
+    if count == 0, !every { throw ExitCode(1) }
+}
+
 struct SpoolRetry: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "retry", abstract: "Make an event (or --all) pending and due now; its max_age counts from now.")
@@ -76,18 +90,8 @@ struct SpoolRetry: ParsableCommand {
     @Flag(help: "Every event in the spool.") var all = false
     @OptionGroup var options: ConfigurationOption
 
-    func validate() throws {
-        guard (id == nil) != (!all) else {
-            printError("give either an ID or --all")
-            throw ExitCode(2)
-        }
-    }
-
     func run() throws {
-        let spool = try openSpool(options)
-        let count = try spoolOperation { try spool.retry(id: all ? nil : id) }
-        print("retried \(count)")
-        if count == 0, !all { throw ExitCode(1) }
+        try changeSpool(id: id, every: all, flag: "--all", verb: "retried", options: options) { try $0.retry(id: $1) }
     }
 }
 
@@ -97,18 +101,8 @@ struct SpoolPurge: ParsableCommand {
     @Flag(help: "Every dead event.") var dead = false
     @OptionGroup var options: ConfigurationOption
 
-    func validate() throws {
-        guard (id == nil) != (!dead) else {
-            printError("give either an ID or --dead")
-            throw ExitCode(2)
-        }
-    }
-
     func run() throws {
-        let spool = try openSpool(options)
-        let count = try spoolOperation { try spool.purge(id: dead ? nil : id) }
-        print("purged \(count)")
-        if count == 0, !dead { throw ExitCode(1) }
+        try changeSpool(id: id, every: dead, flag: "--dead", verb: "purged", options: options) { try $0.purge(id: $1) }
     }
 }
 

@@ -538,6 +538,23 @@ def start_gateway(hookgate_bin, tmp_path):
 
 
 @pytest.fixture
+def run_gateway(hookgate_bin, tmp_path):
+    """run_gateway(config) -> a started Gateway for a whole config (start_gateway builds one from
+    routes); a fresh port per run, so that every restart has its own config and log files. Every
+    one is stopped at teardown (a restart test stops or kills them itself)."""
+    started = []
+
+    def run(config):
+        g = Gateway(hookgate_bin, tmp_path, config)
+        started.append(g)
+        return g.start()
+
+    yield run
+    for g in started:
+        g.stop()
+
+
+@pytest.fixture
 def gw(start_gateway, upstream):
     """A gateway with the default single `vecu` route in front of the recording upstream."""
     return start_gateway([make_route(upstream.url(UPSTREAM_PATH))])

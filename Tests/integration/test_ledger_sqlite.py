@@ -18,7 +18,7 @@ import unicodedata
 import pytest
 
 import sender
-from conftest import (REPO_ROOT, UPSTREAM_PATH, ExtGateway, Gateway, free_port, make_config, make_gateway_config,
+from conftest import (REPO_ROOT, UPSTREAM_PATH, ExtGateway, free_port, make_config, make_gateway_config,
                       make_route, poll_until, to_yaml)
 
 sys.path.insert(0, str(REPO_ROOT / "bench"))
@@ -34,22 +34,6 @@ def ledger_config(upstream, path, dedup=None, commit_interval=None, routes=None)
     if commit_interval is not None:
         cfg["ledger"]["sqlite"]["commit_interval"] = commit_interval
     return cfg
-
-
-@pytest.fixture
-def run_gateway(hookgate_bin, tmp_path):
-    """run_gateway(config) -> a started Gateway; a fresh port per run, so that every restart has
-    its own config and log files. Every one is stopped at teardown."""
-    started = []
-
-    def run(config):
-        g = Gateway(hookgate_bin, tmp_path, config)
-        started.append(g)
-        return g.start()
-
-    yield run
-    for g in started:
-        g.stop()
 
 
 def serve_once(hookgate_bin, tmp_path, config, timeout=30):

@@ -16,7 +16,7 @@ import urllib.request
 import pytest
 
 import sender
-from conftest import (SECRET, UPSTREAM_PATH, Gateway, free_port, make_config, make_route, poll_until, to_yaml)
+from conftest import (SECRET, UPSTREAM_PATH, free_port, make_config, make_route, poll_until, to_yaml)
 
 SPOOLED_BODY = b'{"spooled":true}'
 DUP_BODY = b'{"duplicate":true}'
@@ -33,21 +33,6 @@ def spool_config(upstream, path, route_spool=None, max_events=None, admin=True, 
     if admin:
         cfg["admin"] = {"listen": "127.0.0.1:%d" % free_port()}
     return cfg
-
-
-@pytest.fixture
-def run_gateway(hookgate_bin, tmp_path):
-    """run_gateway(config) -> a started Gateway (a fresh port per run); stopped at teardown."""
-    started = []
-
-    def run(config):
-        g = Gateway(hookgate_bin, tmp_path, config)
-        started.append(g)
-        return g.start()
-
-    yield run
-    for g in started:
-        g.stop()
 
 
 def spool_cli(run_cli, gateway, *args):

@@ -26,15 +26,8 @@ extension ConfigurationLoader {
         }
         if let n = f["sqlite"], let m = reader.mapping(n, at: "ledger.sqlite") {
             let s = reader.fields(m, at: "ledger.sqlite", allowed: ["path", "commit_interval"])
-            if let p = reader.required(s, "path", at: "ledger.sqlite"), let path = reader.string(p, at: "ledger.sqlite.path") {
-                let folder = Self.folder(of: path)
-                if path.isEmpty || path.hasSuffix("/") {
-                    reader.problem("ledger.sqlite.path", "expected a file path, got \"\(path)\"")
-                } else if !environment.isWritableDirectory(folder) {
-                    reader.problem("ledger.sqlite.path", "folder \(folder) does not exist or is not writable")
-                } else {
-                    ledger.sqlite = LedgerConfiguration.SQLite(path: path)
-                }
+            if let path = loadFilePath(s, at: "ledger.sqlite", reader: &reader, environment: environment) {
+                ledger.sqlite = LedgerConfiguration.SQLite(path: path)
             }
             if let c = s["commit_interval"],
                let d = reader.duration(c, at: "ledger.sqlite.commit_interval", minimum: .init(milliseconds: 1)) {
@@ -117,6 +110,22 @@ extension ConfigurationLoader {
             reader.problem("\(key).url", "ca_file and tls_insecure_skip_verify apply only to rediss:// URLs")
         }
         return redis
+    }
+
+    /// The required `path` of a file hookgate creates and writes (`ledger.sqlite.path`,
+    /// `spool.path`): a file name in a folder that exists and is writable; nil after a problem.
+    static func loadFilePath(_ fields: [String: Node], at key: String, reader: inout NodeReader,
+                             environment: SecretEnvironment) -> String? {
+        guard let p = reader.required(fields, "path", at: key), let path = reader.string(p, at: "\(key).path") else { return nil }
+        let folder = Self.folder(of: path)
+        if path.isEmpty || path.hasSuffix("/") {
+            reader.problem("\(key).path", "expected a file path, got \"\(path)\"")
+        } else if !environment.isWritableDirectory(folder) {
+            reader.problem("\(key).path", "folder \(folder) does not exist or is not writable")
+        } else {
+            return path
+        }
+        return nil
     }
 
     static func folder(of path: String) -> String {

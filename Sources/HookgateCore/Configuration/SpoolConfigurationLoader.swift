@@ -7,17 +7,7 @@ extension ConfigurationLoader {
     static func loadSpool(_ node: Node, reader: inout NodeReader, environment: SecretEnvironment) -> SpoolConfiguration? {
         guard let map = reader.mapping(node, at: "spool") else { return nil }
         let f = reader.fields(map, at: "spool", allowed: ["path", "max_events", "max_connections"])
-        var spool: SpoolConfiguration?
-        if let p = reader.required(f, "path", at: "spool"), let path = reader.string(p, at: "spool.path") {
-            let folder = Self.folder(of: path)
-            if path.isEmpty || path.hasSuffix("/") {
-                reader.problem("spool.path", "expected a file path, got \"\(path)\"")
-            } else if !environment.isWritableDirectory(folder) {
-                reader.problem("spool.path", "folder \(folder) does not exist or is not writable")
-            } else {
-                spool = SpoolConfiguration(path: path)
-            }
-        }
+        var spool = loadFilePath(f, at: "spool", reader: &reader, environment: environment).map(SpoolConfiguration.init(path:))
         if let n = f["max_events"], let v = reader.integer(n, at: "spool.max_events", in: 1...10_000_000) { spool?.maxEvents = v }
         if let n = f["max_connections"], let v = reader.integer(n, at: "spool.max_connections", in: 1...64) { spool?.maxConnections = v }
         return spool

@@ -64,7 +64,25 @@ final class SQLiteDatabase {
         return try statement.step() ? statement.int64(0) : 0
     }
 
-    fileprivate var handleForChanges: OpaquePointer? { handle }
+    /// What the file is, by the numbers hookgate writes into its header (`PRAGMA application_id`,
+    /// `PRAGMA user_version`): a new empty database, one of `applicationID` in `version`, or not.
+    enum Identity: Equatable {
+        case empty
+        case matching
+        case otherApplication(Int64)
+        case otherVersion(Int64)
+    }
+
+    func identity(applicationID: Int64, version: Int64) throws -> Identity {
+        let application = try integer("PRAGMA application_id")
+        let found = try integer("PRAGMA user_version")
+        if application == 0, found == 0, try integer("SELECT count(*) FROM sqlite_master") == 0 { return .empty }
+        if application != applicationID { return .otherApplication(application) }
+        return found == version ? .matching : .otherVersion(found)
+    }
+
+    /// The number of rows the last statement changed (an `INSERT ... DO NOTHING` that did nothing: 0).
+    var changes: Int { Int(sqlite3_changes(handle)) }
 
     /// The rowid of the last row inserted on this connection.
     var lastInsertID: Int64 { sqlite3_last_insert_rowid(handle) }
@@ -130,8 +148,8 @@ final class SQLiteStatement {
 
     func isNull(_ column: Int32) -> Bool { sqlite3_column_type(statement, column) == SQLITE_NULL }
 
-    /// The number of rows the last statement changed (an `INSERT ... DO NOTHING` that did nothing: 0).
-    var changes: Int { Int(sqlite3_changes(database.handleForChanges)) }
+    /// The number of rows the statement changed when it was last stepped.
+    var changes: Int { database.changes }
 
     func text(_ column: Int32) -> String? {
         sqlite3_column_text(statement, column).map { String(cString: $0) }

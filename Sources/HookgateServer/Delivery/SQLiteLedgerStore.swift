@@ -125,20 +125,18 @@ final class SQLiteLedgerStore: LedgerStore, @unchecked Sendable {
             throw LedgerStoreError(description: "ledger.sqlite.path: cannot open \(path): \(error)")
         }
         do {
-            let application = try database.integer("PRAGMA application_id")
-            let version = try database.integer("PRAGMA user_version")
-            let objects = try database.integer("SELECT count(*) FROM sqlite_master")
-            if application == 0, version == 0, objects == 0 {
+            switch try database.identity(applicationID: applicationID, version: formatVersion) {
+            case .empty:
                 if create { try database.execute("BEGIN; \(schema) COMMIT;") }
                 return database
-            }
-            guard application == applicationID else {
+            case .otherApplication(let application):
                 throw LedgerStoreError(description: "ledger.sqlite.path: \(path) is a SQLite database of another application "
                     + "(application_id \(application), hookgate's is \(applicationID)), not a hookgate ledger; \(refused)")
-            }
-            guard version == formatVersion else {
+            case .otherVersion(let version):
                 throw LedgerStoreError(description: "ledger.sqlite.path: \(path) is a hookgate ledger of format \(version); "
                     + "this hookgate reads format \(formatVersion); \(refused)")
+            case .matching:
+                break
             }
             let check = try database.text("PRAGMA quick_check") ?? "no answer"
             guard check == "ok" else {

@@ -51,15 +51,12 @@ public final class Gateway {
         runtimeBox = Locked(runtime)
         ledger.configure(configuration.routes)
         store = try makeLedgerStore(configuration, ledger: ledger, metrics: metrics)
-        spool = try configuration.spool.map { try Spool($0) }
-        if let spool {
-            // Every event the spool holds counts as held for dedup, as it did before the restart.
-            for (name, key) in spool.heldAtStart { ledger.hold(route: name, key: key) }
-        }
+        // Every event the spool holds counts as held for dedup, as it did before the restart.
+        spool = try configuration.spool.map { [ledger] in try Spool($0, held: { ledger.hold(route: $0, key: $1) }) }
         log = Logger(label: "hookgate")
-        if let spool, !spool.heldAtStart.isEmpty {
+        if let spool, spool.heldAtStart > 0 {
             log.info("spool loaded", metadata: ["spool.path": .string(spool.configuration.path),
-                                                "events": .stringConvertible(spool.heldAtStart.count)])
+                                                "events": .stringConvertible(spool.heldAtStart)])
         }
     }
 

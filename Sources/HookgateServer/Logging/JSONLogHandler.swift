@@ -58,16 +58,30 @@ struct LogClock {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
         if second != ts.tv_sec {
-            var parts = tm()
-            var seconds = ts.tv_sec
-            gmtime_r(&seconds, &parts)
-            var buffer = [CChar](repeating: 0, count: 32)
-            strftime(&buffer, buffer.count, "%Y-%m-%dT%H:%M:%S", &parts)
             second = ts.tv_sec
-            prefix = buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+            prefix = Self.secondsText(ts.tv_sec)
         }
-        let ms = ts.tv_nsec / 1_000_000
-        return prefix + (ms < 10 ? ".00" : ms < 100 ? ".0" : ".") + String(ms) + "Z"
+        return prefix + Self.millisecondsSuffix(ts.tv_nsec / 1_000_000)
+    }
+
+    /// The same form for any time (the spool's times in `hookgate spool`).
+    static func text(unixMilliseconds: Int64) -> String {
+        let (seconds, milliseconds) = unixMilliseconds.quotientAndRemainder(dividingBy: 1000)
+        return secondsText(Int(seconds)) + millisecondsSuffix(Int(milliseconds))
+    }
+
+    /// `2026-12-02T14:02:25`, UTC.
+    private static func secondsText(_ unixSeconds: Int) -> String {
+        var parts = tm()
+        var seconds = time_t(unixSeconds)
+        gmtime_r(&seconds, &parts)
+        var buffer = [CChar](repeating: 0, count: 32)
+        strftime(&buffer, buffer.count, "%Y-%m-%dT%H:%M:%S", &parts)
+        return buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+    }
+
+    private static func millisecondsSuffix(_ ms: Int) -> String {
+        (ms < 10 ? ".00" : ms < 100 ? ".0" : ".") + String(ms) + "Z"
     }
 }
 

@@ -38,7 +38,6 @@ final class Redeliverer: @unchecked Sendable {
     private let log = Logger(label: "hookgate")
     private var timer: OpaquePointer?
     private var inFlight: [Int64: Redelivery] = [:]
-    private var perDestination: [String: Int] = [:]
     /// Events whose outcome is known but whose spool row may not say so yet (its change is queued
     /// on the spool thread): never fetched again meanwhile.
     private var settling: [Int64: Int64] = [:]
@@ -111,6 +110,9 @@ final class Redeliverer: @unchecked Sendable {
         guard !gateway.isDraining else { return }
         let current = destinations()
         pools = pools.filter { key, pool in current.identities.contains(key) || pool.busyConnections > 0 || pool.waitingCount > 0 }
+        // Redeliveries in flight per destination (each has `spool.max_connections`).
+        var busy: [String: Int] = [:]
+        for redelivery in inFlight.values { busy[redelivery.event.ledger, default: 0] += 1 }
         for event in due where inFlight[event.id] == nil && inFlight.count < Self.maximumInFlight {
             guard let (route, destination) = current.byLedger[event.ledger] else {
                 let next = WallClock.milliseconds() + 60_000
@@ -118,7 +120,8 @@ final class Redeliverer: @unchecked Sendable {
                                                  error: "route or destination no longer configured") }
                 continue
             }
-            guard perDestination[event.ledger, default: 0] < spool.configuration.maxConnections else { continue }
+            guard busy[event.ledger, default: 0] < spool.configuration.maxConnections else { continue }
+            busy[event.ledger, default: 0] += 1
             send(event, route: route, destination: destination)
         }
     }
@@ -152,7 +155,6 @@ final class Redeliverer: @unchecked Sendable {
         light.headers = []
         let redelivery = Redelivery(event: light, attempt: attempt, route: route, destination: destination, deliverer: self)
         inFlight[event.id] = redelivery
-        perDestination[event.ledger, default: 0] += 1
         gateway.forwardStarted()
         pool.submit(ForwardJob(redelivery: redelivery, requestHead: requestHead, body: event.body, pool: pool))
     }
@@ -167,7 +169,6 @@ final class Redeliverer: @unchecked Sendable {
     func finished(_ redelivery: Redelivery, outcome: UpstreamOutcome?, busy: Bool) {
         let event = redelivery.event
         inFlight[event.id] = nil
-        perDestination[event.ledger, default: 1] -= 1
         gateway.forwardFinished()
         let now = WallClock.milliseconds()
         settling[event.id] = now

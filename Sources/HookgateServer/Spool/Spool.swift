@@ -49,9 +49,10 @@ final class Spool: @unchecked Sendable {
     /// scans the table.
     static let refreshMilliseconds: Int64 = 500
 
-    /// Opens (or creates) the file, takes its lock and starts the spool thread. A file in use by
-    /// another gateway, or that is not a hookgate spool, is refused.
-    init(_ configuration: SpoolConfiguration) throws {
+    /// Opens (or creates) the file, takes its lock, hands `held` every event it holds (before the
+    /// thread starts) and starts the spool thread. A file in use by another gateway, or that is not
+    /// a hookgate spool, is refused.
+    init(_ configuration: SpoolConfiguration, held: (String, EventKey) -> Void) throws {
         self.configuration = configuration
         let path = configuration.path
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
@@ -64,7 +65,7 @@ final class Spool: @unchecked Sendable {
         do {
             file = try SpoolFile(path: path, create: true)
             rows = try file.count()
-            heldAtStart = try file.keys()
+            heldAtStart = try file.forEachKey(held)
         } catch {
             Glibc.close(fd)
             throw SpoolError("spool.path: \(error)")
@@ -78,9 +79,8 @@ final class Spool: @unchecked Sendable {
 
     deinit { Glibc.close(lockDescriptor) }
 
-    /// Every held event's destination and key, read at start (before the thread starts), so
-    /// that the local ledger counts them as held.
-    let heldAtStart: [(ledger: String, key: EventKey)]
+    /// How many events the file held at start.
+    let heldAtStart: Int
 
     /// Holds `event`; `done` runs on `worker`'s loop once it is on disk, or refused.
     func hold(_ event: SpooledEvent, worker: Worker, done: @escaping (SpoolWriteResult) -> Void) {

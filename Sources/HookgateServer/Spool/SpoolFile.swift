@@ -96,17 +96,24 @@ final class SpoolFile {
                 throw SpoolError("\(path): cannot use write-ahead logging (WAL) on this file system")
             }
             try database.execute("PRAGMA synchronous = FULL")
-            let id = try database.integer("PRAGMA application_id")
-            let tables = try database.integer("SELECT count(*) FROM sqlite_master")
-            if id == 0, tables == 0 {
+            if try Self.identify(database, path: path) == .empty {
                 try database.execute("BEGIN IMMEDIATE; \(Self.schema) COMMIT;")
-            } else if id != Self.applicationID {
-                throw SpoolError("\(path) is not a hookgate spool; refusing to use it (move it away to start with an empty spool)")
-            } else if try database.integer("PRAGMA user_version") != Self.formatVersion {
-                throw SpoolError("\(path) is a spool of another hookgate version (format \(try database.integer("PRAGMA user_version")))")
             }
         } catch let error as SQLiteError {
             throw SpoolError("\(path): \(error)")
+        }
+    }
+
+    /// `.empty` or `.matching`; anything else is refused with a message naming the file.
+    static func identify(_ database: SQLiteDatabase, path: String) throws -> SQLiteDatabase.Identity {
+        let identity = try database.identity(applicationID: applicationID, version: formatVersion)
+        switch identity {
+        case .empty, .matching:
+            return identity
+        case .otherApplication:
+            throw SpoolError("\(path) is not a hookgate spool; refusing to use it (move it away to start with an empty spool)")
+        case .otherVersion(let version):
+            throw SpoolError("\(path) is a spool of another hookgate version (format \(version), this one reads \(formatVersion))")
         }
     }
 
@@ -267,13 +274,17 @@ final class SpoolFile {
         return s.changes
     }
 
-    /// Every held event's destination and key (start-up: each counts as held for dedup).
-    func keys() throws -> [(ledger: String, key: EventKey)] {
+    /// Hands every held event's destination and key to `body`, one at a time (start-up: each
+    /// counts as held for dedup); returns how many.
+    func forEachKey(_ body: (String, EventKey) -> Void) throws -> Int {
         let s = try statement("SELECT ledger, source, event_id FROM events")
         defer { s.reset() }
-        var out: [(ledger: String, key: EventKey)] = []
-        while try s.step() { out.append((s.text(0) ?? "", EventKey(source: s.text(1) ?? "", id: s.text(2) ?? ""))) }
-        return out
+        var count = 0
+        while try s.step() {
+            body(s.text(0) ?? "", EventKey(source: s.text(1) ?? "", id: s.text(2) ?? ""))
+            count += 1
+        }
+        return count
     }
 
     /// Events by state and the first-seen time of the oldest pending one (metrics).

@@ -58,15 +58,8 @@ public final class SpoolInspector {
         try file.purge(id: id)
     }
 
-    static func iso(_ milliseconds: Int64) -> String {
-        var seconds = time_t(milliseconds / 1000)
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        var buffer = [CChar](repeating: 0, count: 32)
-        strftime(&buffer, buffer.count, "%Y-%m-%dT%H:%M:%S", &parts)
-        let millis = Int(milliseconds % 1000)
-        return buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) } + "." + String(format: "%03d", millis) + "Z"
-    }
+    /// ISO-8601 UTC with milliseconds, as the log's `time`.
+    static func iso(_ milliseconds: Int64) -> String { LogClock.text(unixMilliseconds: milliseconds) }
 
     /// A field for the tab-separated table: control characters (tabs, newlines) shown as `?`.
     static func printable(_ text: String) -> String {
@@ -95,12 +88,9 @@ public final class SpoolInspector {
 public func checkSpool(_ configuration: Configuration) throws {
     guard let path = configuration.spool?.path, FileManager.default.fileExists(atPath: path) else { return }
     do {
-        let database = try SQLiteDatabase(path: path, create: false)
-        let id = try database.integer("PRAGMA application_id")
-        let tables = try database.integer("SELECT count(*) FROM sqlite_master")
-        guard id == SpoolFile.applicationID || (id == 0 && tables == 0) else {
-            throw SpoolError("spool.path: \(path) is not a hookgate spool")
-        }
+        _ = try SpoolFile.identify(try SQLiteDatabase(path: path, create: false), path: path)
+    } catch let error as SpoolError {
+        throw SpoolError("spool.path: \(error)")
     } catch let error as SQLiteError {
         throw SpoolError("spool.path: \(path): \(error)")
     }
