@@ -28,7 +28,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402
 
-VALGRIND = ["valgrind", "--tool=callgrind", "--quiet"]
+VALGRIND = ["valgrind", "--tool=callgrind", "--quiet"] + os.environ.get("BENCH_VALGRIND_ARGS", "").split()
 
 
 def callgrind_total(path):

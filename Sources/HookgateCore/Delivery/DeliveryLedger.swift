@@ -18,10 +18,71 @@ public final class DeliveryLedger<Waiter> {
     /// Most copies that may wait on one in-flight event; more are answered 503 at once.
     public static var maximumWaiters: Int { 64 }
 
-    public private(set) var capacity: Int
-    public private(set) var ttlMilliseconds: Int64
+    private var state: LedgerState<Waiter>
+
+    public var capacity: Int { state.capacity }
+    public var ttlMilliseconds: Int64 { state.ttlMilliseconds }
     /// Delivered ids dropped to stay within `capacity` (not counting TTL expiry).
-    public private(set) var evictions = 0
+    public var evictions: Int { state.evictions }
+    /// Delivered ids currently remembered.
+    public var count: Int { state.entries }
+    /// Ids being forwarded right now.
+    public var inFlightCount: Int { state.inFlight.count }
+    /// Whether the index is between two tables (for tests of the growth path).
+    var indexIsGrowing: Bool { state.indexIsGrowing }
+
+    // Every operation is one access to `state`: its arrays are fields of one struct, changed in
+    // place by its mutating methods, so the class's dynamic exclusivity check runs once per call
+    // instead of once per array touched (dozens per request).
+    public init(capacity: Int, ttlMilliseconds: Int64) {
+        precondition(capacity > 0)
+        state = LedgerState(capacity: capacity, ttlMilliseconds: ttlMilliseconds)
+    }
+
+    public func claim(_ key: EventKey, now: Int64) -> Claim { state.claim(key, now: now) }
+
+    /// Adds a copy to wait for the in-flight one's outcome. False when the event is not in flight
+    /// or already has `maximumWaiters` waiting.
+    public func wait(_ key: EventKey, _ waiter: Waiter) -> Bool { state.wait(key, waiter) }
+
+    /// Ends the forward of `key`. With `delivered` the id is remembered, otherwise it is released so
+    /// that the sender's retry is forwarded again. Returns the copies that waited on it.
+    @discardableResult
+    public func finish(_ key: EventKey, delivered: Bool, now: Int64) -> [Waiter] {
+        state.finish(key, delivered: delivered, now: now)
+    }
+
+    /// Remembers `key` as delivered until `expiresAt` (start-up: ids loaded from a durable store).
+    /// It becomes the most recently used entry, so callers load the oldest first; an expiry past
+    /// one ttl from `now` is cut to it (the ttl may have been shortened since), and an id already
+    /// expired is ignored. Beyond `capacity` the least recently used entries make room, as for
+    /// ids delivered in this process, but that is not counted in `evictions`: loading more than
+    /// fits is not a sign that the capacity is too small for the traffic.
+    public func restore(_ key: EventKey, expiresAt: Int64, now: Int64) {
+        state.restore(key, expiresAt: expiresAt, now: now)
+    }
+
+    /// Applies new limits (configuration reload) and trims to the new capacity.
+    public func reconfigure(capacity: Int, ttlMilliseconds: Int64) {
+        precondition(capacity > 0)
+        state.reconfigure(capacity: capacity, ttlMilliseconds: ttlMilliseconds)
+    }
+}
+
+/// An in-flight id with the hash the ledger already computed over its bytes, so the dictionary
+/// of forwards in flight does not hash the key again (equality still compares every byte).
+struct InFlightKey: Hashable {
+    var key: EventKey
+    var hash: Int
+    static func == (a: InFlightKey, b: InFlightKey) -> Bool { a.hash == b.hash && a.key == b.key }
+    func hash(into hasher: inout Hasher) { hasher.combine(hash) }
+}
+
+/// The ledger's data and algorithms (see `DeliveryLedger`).
+struct LedgerState<Waiter> {
+    var capacity: Int
+    var ttlMilliseconds: Int64
+    var evictions = 0
 
     // Delivered ids, compactly: one slot per id in parallel arrays, the key's bytes in one arena,
     // an open-addressing index (linear probing, backward-shift deletion, grown incrementally) from
@@ -48,23 +109,17 @@ public final class DeliveryLedger<Waiter> {
     private var oldTableMask = 0
     private var oldTableEntries = 0
     private var migrationCursor = 0
-    private var entries = 0
+    var entries = 0
     private var scratch: [UInt8] = []
-    private var inFlight: [EventKey: [Waiter]] = [:]
+    var inFlight: [InFlightKey: [Waiter]] = [:]
 
-    public init(capacity: Int, ttlMilliseconds: Int64) {
-        precondition(capacity > 0)
+    init(capacity: Int, ttlMilliseconds: Int64) {
         self.capacity = capacity
         self.ttlMilliseconds = ttlMilliseconds
         resizeTable(16)
     }
 
-    /// Delivered ids currently remembered.
-    public var count: Int { entries }
-    /// Ids being forwarded right now.
-    public var inFlightCount: Int { inFlight.count }
-
-    public func claim(_ key: EventKey, now: Int64) -> Claim {
+    mutating func claim(_ key: EventKey, now: Int64) -> DeliveryLedger<Waiter>.Claim {
         let hash = encode(key)
         if let slot = find(hash) {
             if expiries[Int(slot)] > now {
@@ -77,54 +132,45 @@ public final class DeliveryLedger<Waiter> {
             }
             remove(slot)
         }
-        if inFlight[key] != nil { return .inFlight }
-        inFlight[key] = []
+        let flight = InFlightKey(key: key, hash: hash)
+        if inFlight[flight] != nil { return .inFlight }
+        inFlight[flight] = []
         return .forward
     }
 
-    /// Adds a copy to wait for the in-flight one's outcome. False when the event is not in flight
-    /// or already has `maximumWaiters` waiting.
-    public func wait(_ key: EventKey, _ waiter: Waiter) -> Bool {
-        guard var waiters = inFlight[key], waiters.count < Self.maximumWaiters else { return false }
-        inFlight[key] = nil  // keep the array uniquely referenced while appending
+    mutating func wait(_ key: EventKey, _ waiter: Waiter) -> Bool {
+        let flight = InFlightKey(key: key, hash: encode(key))
+        guard var waiters = inFlight[flight], waiters.count < DeliveryLedger<Waiter>.maximumWaiters else { return false }
+        inFlight[flight] = nil  // keep the array uniquely referenced while appending
         waiters.append(waiter)
-        inFlight[key] = waiters
+        inFlight[flight] = waiters
         return true
     }
 
-    /// Ends the forward of `key`. With `delivered` the id is remembered, otherwise it is released so
-    /// that the sender's retry is forwarded again. Returns the copies that waited on it.
-    @discardableResult
-    public func finish(_ key: EventKey, delivered: Bool, now: Int64) -> [Waiter] {
-        let waiters = inFlight.removeValue(forKey: key) ?? []
-        if delivered { remember(key, now: now) }
+    mutating func finish(_ key: EventKey, delivered: Bool, now: Int64) -> [Waiter] {
+        let hash = encode(key)
+        let waiters = inFlight.removeValue(forKey: InFlightKey(key: key, hash: hash)) ?? []
+        if delivered { remember(encoded: hash, now: now) }
         return waiters
     }
 
-    /// Remembers `key` as delivered until `expiresAt` (start-up: ids loaded from a durable store).
-    /// It becomes the most recently used entry, so callers load the oldest first; an expiry past
-    /// one ttl from `now` is cut to it (the ttl may have been shortened since), and an id already
-    /// expired is ignored. Beyond `capacity` the least recently used entries make room, as for
-    /// ids delivered in this process, but that is not counted in `evictions`: loading more than
-    /// fits is not a sign that the capacity is too small for the traffic.
-    public func restore(_ key: EventKey, expiresAt: Int64, now: Int64) {
-        guard expiresAt > now, inFlight.isEmpty || inFlight[key] == nil else { return }
+    mutating func restore(_ key: EventKey, expiresAt: Int64, now: Int64) {
+        let hash = encode(key)
+        guard expiresAt > now, inFlight.isEmpty || inFlight[InFlightKey(key: key, hash: hash)] == nil else { return }
         let counted = evictions
-        remember(key, now: now)
+        remember(encoded: hash, now: now)
         evictions = counted
         expiries[Int(head)] = min(expiresAt, now + ttlMilliseconds)
     }
 
-    /// Applies new limits (configuration reload) and trims to the new capacity.
-    public func reconfigure(capacity: Int, ttlMilliseconds: Int64) {
-        precondition(capacity > 0)
+    mutating func reconfigure(capacity: Int, ttlMilliseconds: Int64) {
         self.capacity = capacity
         self.ttlMilliseconds = ttlMilliseconds
         while entries > capacity { evictTail() }
     }
 
-    private func remember(_ key: EventKey, now: Int64) {
-        let hash = encode(key)
+    /// Remembers the key last `encode`d (its bytes are in `scratch`), whose hash is `hash`.
+    mutating func remember(encoded hash: Int, now: Int64) {
         if let slot = find(hash) {
             expiries[Int(slot)] = now + ttlMilliseconds
             moveToFront(slot)
@@ -158,32 +204,32 @@ public final class DeliveryLedger<Waiter> {
     }
 
     /// Writes the key's bytes (source length, source, id) into `scratch` and returns their hash.
-    private func encode(_ key: EventKey) -> Int {
+    mutating func encode(_ key: EventKey) -> Int {
         scratch.removeAll(keepingCapacity: true)
         let sourceLength = UInt32(key.source.utf8.count)
         withUnsafeBytes(of: sourceLength.littleEndian) { scratch.append(contentsOf: $0) }
-        scratch.append(contentsOf: key.source.utf8)
-        scratch.append(contentsOf: key.id.utf8)
+        key.source.withUTF8Bytes { scratch.append(contentsOf: $0) }
+        key.id.withUTF8Bytes { scratch.append(contentsOf: $0) }
         var hasher = Hasher()
         scratch.withUnsafeBytes { hasher.combine(bytes: $0) }
         return hasher.finalize()
     }
 
-    private func keyEquals(_ slot: Int32) -> Bool {
+    func keyEquals(_ slot: Int32) -> Bool {
         let length = Int(keyLengths[Int(slot)])
         guard length == scratch.count else { return false }
         let offset = keyOffsets[Int(slot)]
         return arena.withUnsafeBytes { a in
-            scratch.withUnsafeBytes { s in UnsafeRawBufferPointer(rebasing: a[offset..<(offset + length)]).elementsEqual(s) }
+            scratch.withUnsafeBytes { s in ByteCompare.equal(UnsafeRawBufferPointer(rebasing: a[offset..<(offset + length)]), s) }
         }
     }
 
-    private func find(_ hash: Int) -> Int32? {
+    mutating func find(_ hash: Int) -> Int32? {
         if let slot = find(hash, in: table, mask: tableMask) { return slot }
         return oldTableEntries > 0 ? find(hash, in: oldTable, mask: oldTableMask) : nil
     }
 
-    private func find(_ hash: Int, in index: [Int32], mask: Int) -> Int32? {
+    func find(_ hash: Int, in index: [Int32], mask: Int) -> Int32? {
         var i = hash & mask
         while true {
             let slot = index[i]
@@ -193,12 +239,12 @@ public final class DeliveryLedger<Waiter> {
         }
     }
 
-    private func insertIntoTable(_ slot: Int32) {
+    mutating func insertIntoTable(_ slot: Int32) {
         if oldTableEntries > 0 { migrate(4) }
         place(slot)
     }
 
-    private func place(_ slot: Int32) {
+    mutating func place(_ slot: Int32) {
         var i = hashes[Int(slot)] & tableMask
         while table[i] >= 0 { i = (i + 1) & tableMask }
         table[i] = slot
@@ -206,18 +252,18 @@ public final class DeliveryLedger<Waiter> {
     }
 
     /// Removes `slot` from whichever table indexes it.
-    private func removeFromTable(_ slot: Int32) {
+    mutating func removeFromTable(_ slot: Int32) {
         if oldTableEntries > 0, let i = position(of: slot, in: oldTable, mask: oldTableMask) {
-            removeFromIndex(at: i, in: &oldTable, mask: oldTableMask)
+            Self.removeFromIndex(at: i, in: &oldTable, mask: oldTableMask, hashes: hashes)
             oldTableEntries -= 1
             if oldTableEntries == 0 { oldTable = [] }
         } else if let i = position(of: slot, in: table, mask: tableMask) {
-            removeFromIndex(at: i, in: &table, mask: tableMask)
+            Self.removeFromIndex(at: i, in: &table, mask: tableMask, hashes: hashes)
             tableEntries -= 1
         }
     }
 
-    private func position(of slot: Int32, in index: [Int32], mask: Int) -> Int? {
+    func position(of slot: Int32, in index: [Int32], mask: Int) -> Int? {
         var i = hashes[Int(slot)] & mask
         while true {
             let here = index[i]
@@ -230,7 +276,7 @@ public final class DeliveryLedger<Waiter> {
     /// Empties `position` by backward-shift deletion (no tombstones): the index stays a valid
     /// linear-probing table after every removal, which is also what lets `migrate` move entries
     /// out of the old table one at a time.
-    private func removeFromIndex(at position: Int, in index: inout [Int32], mask: Int) {
+    static func removeFromIndex(at position: Int, in index: inout [Int32], mask: Int, hashes: [Int]) {
         var i = position
         var j = i
         while true {
@@ -252,7 +298,7 @@ public final class DeliveryLedger<Waiter> {
     /// `insertIntoTable` moves its entries over a few at a time. At 4 positions per insertion the
     /// old table (S positions, at most 3S/4 entries) is empty within about S/2 insertions, long
     /// before the new one (2S positions) reaches 3/4 full, 3S/4 insertions later.
-    private func resizeTable(_ size: Int) {
+    mutating func resizeTable(_ size: Int) {
         if oldTableEntries > 0 { migrate(Int.max) }
         oldTable = table
         oldTableMask = tableMask
@@ -268,12 +314,12 @@ public final class DeliveryLedger<Waiter> {
     /// taken out by backward shift, which may pull the next one of its run into the same position,
     /// so the cursor only advances over empty positions; runs that wrap past the end may refill a
     /// position behind the cursor, so the cursor goes round until the old table is empty.
-    private func migrate(_ budget: Int) {
+    mutating func migrate(_ budget: Int) {
         var work = budget
         while oldTableEntries > 0 && work > 0 {
             let slot = oldTable[migrationCursor]
             if slot >= 0 {
-                removeFromIndex(at: migrationCursor, in: &oldTable, mask: oldTableMask)
+                Self.removeFromIndex(at: migrationCursor, in: &oldTable, mask: oldTableMask, hashes: hashes)
                 oldTableEntries -= 1
                 place(slot)
             } else {
@@ -284,16 +330,15 @@ public final class DeliveryLedger<Waiter> {
         if oldTableEntries == 0 { oldTable = [] }
     }
 
-    /// Whether the index is between two tables (for tests of the growth path).
     var indexIsGrowing: Bool { oldTableEntries > 0 }
 
-    private func evictTail() {
+    mutating func evictTail() {
         guard tail >= 0 else { return }
         remove(tail)
         evictions += 1
     }
 
-    private func remove(_ slot: Int32) {
+    mutating func remove(_ slot: Int32) {
         unlink(slot)
         removeFromTable(slot)
         arenaGarbage += Int(keyLengths[Int(slot)])
@@ -304,7 +349,7 @@ public final class DeliveryLedger<Waiter> {
     }
 
     /// Rewrites the arena with only live keys (amortised: runs once half of it is garbage).
-    private func compactArena() {
+    mutating func compactArena() {
         var fresh: [UInt8] = []
         fresh.reserveCapacity(arena.count - arenaGarbage)
         for slot in 0..<keyOffsets.count where keyLengths[slot] > 0 {
@@ -316,13 +361,13 @@ public final class DeliveryLedger<Waiter> {
         arenaGarbage = 0
     }
 
-    private func moveToFront(_ slot: Int32) {
+    mutating func moveToFront(_ slot: Int32) {
         guard head != slot else { return }
         unlink(slot)
         linkAtFront(slot)
     }
 
-    private func linkAtFront(_ slot: Int32) {
+    mutating func linkAtFront(_ slot: Int32) {
         previous[Int(slot)] = -1
         next[Int(slot)] = head
         if head >= 0 { previous[Int(head)] = slot }
@@ -330,7 +375,7 @@ public final class DeliveryLedger<Waiter> {
         if tail < 0 { tail = slot }
     }
 
-    private func unlink(_ slot: Int32) {
+    mutating func unlink(_ slot: Int32) {
         let p = previous[Int(slot)]
         let n = next[Int(slot)]
         if p >= 0 { next[Int(p)] = n } else { head = n }

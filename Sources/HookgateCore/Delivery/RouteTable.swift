@@ -10,7 +10,8 @@ public struct RouteTable<Route>: Sendable where Route: Sendable {
 
     /// `target` is the request-target as received (`/webhooks/vecu?x=1`).
     public func route(forTarget target: String) -> Route? {
-        if let q = target.firstIndex(of: "?") { return byPath[String(target[..<q])] }
+        // The query starts at the first `?` byte (searched in the UTF-8 bytes, not as Characters).
+        if let q = target.utf8.firstIndex(of: UInt8(ascii: "?")) { return byPath[String(Substring(target.utf8[..<q]))] }
         return byPath[target]
     }
 }

@@ -27,24 +27,27 @@ public struct CloudEventEnvelope: Sendable, Equatable {
     public static func parse(_ body: UnsafeRawBufferPointer) -> Result<CloudEventEnvelope, Rejection> {
         var scanner = JSONScanner(body)
         do {
-            let values = try scanner.scanTopLevelObject(keys: envelopeKeys)
-            func text(_ key: String) throws -> String {
-                guard let value = values[keys.firstIndex(of: key)!] else { throw JSONScanner.Failure("missing \"\(key)\"") }
-                guard case .string(let s) = value else { throw JSONScanner.Failure("\"\(key)\" must be a string") }
-                guard !s.isEmpty else { throw JSONScanner.Failure("\"\(key)\" must not be empty") }
-                guard s.utf8.count <= maximumFieldBytes else {
-                    throw JSONScanner.Failure("\"\(key)\" is longer than \(maximumFieldBytes) bytes")
+            return try scanner.scanTopLevelObject(keys: envelopeKeys) { values in
+                // `values` holds the keys' values in the order of `keys`.
+                func text(_ k: Int) throws -> String {
+                    let key = keys[k]
+                    guard let value = values[k] else { throw JSONScanner.Failure("missing \"\(key)\"") }
+                    guard case .string(let s) = value else { throw JSONScanner.Failure("\"\(key)\" must be a string") }
+                    guard !s.isEmpty else { throw JSONScanner.Failure("\"\(key)\" must not be empty") }
+                    guard s.utf8.count <= maximumFieldBytes else {
+                        throw JSONScanner.Failure("\"\(key)\" is longer than \(maximumFieldBytes) bytes")
+                    }
+                    if let forbidden = firstForbiddenScalar(in: s) {
+                        throw JSONScanner.Failure("\"\(key)\" contains \(forbidden), which CloudEvents 1.0 does not allow in a string")
+                    }
+                    return s
                 }
-                if let forbidden = firstForbiddenScalar(in: s) {
-                    throw JSONScanner.Failure("\"\(key)\" contains \(forbidden), which CloudEvents 1.0 does not allow in a string")
-                }
-                return s
+                let id = try text(0)
+                let source = try text(1)
+                let type = try text(2)
+                guard try text(3).hasSameBytes(as: "1.0") else { throw JSONScanner.Failure("\"specversion\" must be \"1.0\"") }
+                return .success(CloudEventEnvelope(id: id, source: source, type: type))
             }
-            let id = try text("id")
-            let source = try text("source")
-            let type = try text("type")
-            guard try text("specversion").utf8.elementsEqual("1.0".utf8) else { throw JSONScanner.Failure("\"specversion\" must be \"1.0\"") }
-            return .success(CloudEventEnvelope(id: id, source: source, type: type))
         } catch let failure as JSONScanner.Failure {
             return .failure(Rejection(.envelopeInvalid, "body is not a CloudEvents 1.0 JSON envelope: \(failure.message)"))
         } catch {
@@ -62,7 +65,7 @@ public struct CloudEventEnvelope: Sendable, Equatable {
     /// surrogates never get this far (the scanner refuses them).
     static func firstForbiddenScalar(in s: String) -> String? {
         // Ids and types are nearly always printable ASCII: one pass over the bytes.
-        if s.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) { return nil }
+        if s.withUTF8Bytes({ PlainBytes.allPlain(UnsafeRawBufferPointer($0)) }) { return nil }
         for scalar in s.unicodeScalars {
             let v = scalar.value
             if v < 0x20 || (0x7F...0x9F).contains(v) || (0xFDD0...0xFDEF).contains(v) || v & 0xFFFE == 0xFFFE {
@@ -105,11 +108,24 @@ struct JSONScanner {
     }
 
     mutating func scanTopLevelObject(keys: Keys) throws -> [TopLevelValue?] {
+        try scanTopLevelObject(keys: keys) { Array($0) }
+    }
+
+    /// The same, handing the values to `body` in storage on the stack (no array per body).
+    mutating func scanTopLevelObject<R>(keys: Keys, _ body: (UnsafeMutableBufferPointer<TopLevelValue?>) throws -> R) throws -> R {
+        try withUnsafeTemporaryAllocation(of: TopLevelValue?.self, capacity: keys.bytes.count) { found in
+            found.initialize(repeating: nil)
+            defer { found.deinitialize() }
+            try scanTopLevelObject(keys: keys, into: found)
+            return try body(found)
+        }
+    }
+
+    private mutating func scanTopLevelObject(keys: Keys, into found: UnsafeMutableBufferPointer<TopLevelValue?>) throws {
         if bytes.count >= 3, bytes[0] == 0xEF, bytes[1] == 0xBB, bytes[2] == 0xBF {
             throw Failure("byte order mark before the JSON text")
         }
         let wanted = keys.bytes
-        var found = [TopLevelValue?](repeating: nil, count: wanted.count)
         skipWhitespace()
         guard peek() == UInt8(ascii: "{") else { throw Failure("the top level must be a JSON object") }
         i += 1
@@ -147,7 +163,6 @@ struct JSONScanner {
         }
         skipWhitespace()
         guard i == bytes.count else { throw Failure("unexpected data after the JSON object") }
-        return found
     }
 
     /// A validated string: where its raw bytes lie, and its decoded bytes when it had escapes
@@ -160,7 +175,7 @@ struct JSONScanner {
 
     private func matches(_ token: StringToken, _ key: [UInt8]) -> Bool {
         if let decoded = token.decoded { return decoded == key }
-        return token.end - token.start == key.count && UnsafeRawBufferPointer(rebasing: bytes[token.start..<token.end]).elementsEqual(key)
+        return key.withUnsafeBytes { ByteCompare.equal(UnsafeRawBufferPointer(rebasing: bytes[token.start..<token.end]), $0) }
     }
 
     private func text(of token: StringToken) -> String {

@@ -13,12 +13,13 @@ public struct EventKey: Hashable, Sendable {
     }
 
     public static func == (lhs: EventKey, rhs: EventKey) -> Bool {
-        lhs.id.utf8.elementsEqual(rhs.id.utf8) && lhs.source.utf8.elementsEqual(rhs.source.utf8)
+        lhs.id.hasSameBytes(as: rhs.id) && lhs.source.hasSameBytes(as: rhs.source)
     }
 
+    /// The source's length, then both byte runs, each fed to the hasher in one piece.
     public func hash(into hasher: inout Hasher) {
         hasher.combine(source.utf8.count)
-        for byte in source.utf8 { hasher.combine(byte) }
-        for byte in id.utf8 { hasher.combine(byte) }
+        source.withUTF8Bytes { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+        id.withUTF8Bytes { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
     }
 }

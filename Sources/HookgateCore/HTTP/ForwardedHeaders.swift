@@ -42,28 +42,27 @@ public struct ForwardedHeaders {
         var host: String?
         var keptProto = false
         var keptHost = false
-        for i in 0..<inbound.count {
-            if context.peerTrusted, inbound.nameIs(i, "x-forwarded-proto") {
-                keptProto = true
-            } else if context.peerTrusted, inbound.nameIs(i, "x-forwarded-host") {
-                keptHost = true
-            } else if inbound.nameIs(i, "connection") {
-                connectionListed.formUnion(HeaderPolicy.connectionListed(inbound.value(at: i)))
-            } else if inbound.nameIs(i, "x-forwarded-for") {
-                let value = inbound.value(at: i)
-                forwardedFor = forwardedFor.map { "\($0), \(value)" } ?? value
-            } else if host == nil, inbound.nameIs(i, "host") {
-                host = inbound.value(at: i)
+        let trusted = context.peerTrusted
+        inbound.forEachField { _, name, value in
+            switch SpecialName(name) {
+            case .xForwardedProto where trusted: keptProto = true
+            case .xForwardedHost where trusted: keptHost = true
+            case .connection: connectionListed.formUnion(HeaderPolicy.connectionListed(String(decoding: value, as: UTF8.self)))
+            case .xForwardedFor:
+                let text = String(decoding: value, as: UTF8.self)
+                forwardedFor = forwardedFor.map { "\($0), \(text)" } ?? text
+            case .host where host == nil: host = String(decoding: value, as: UTF8.self)
+            default: break
             }
         }
-        for i in 0..<inbound.count {
-            if inbound.nameIs(i, "x-forwarded-for") || inbound.nameIs(i, "x-request-id") { continue }
-            let kept = (keptProto && inbound.nameIs(i, "x-forwarded-proto")) || (keptHost && inbound.nameIs(i, "x-forwarded-host"))
-            if !kept, inbound.withFieldBytes(i, { name, _ in
-                HeaderPolicy.isDroppedWhenForwarding(name, connectionListed: connectionListed)
-                    || HeaderPolicy.isDroppedFromRequest(name, trustedPeer: context.peerTrusted)
-            }) {
-                continue
+        inbound.forEachField { i, name, _ in
+            switch SpecialName(name) {
+            case .xForwardedFor, .xRequestID: return
+            case .xForwardedProto where keptProto: break
+            case .xForwardedHost where keptHost: break
+            default:
+                if HeaderPolicy.isDroppedWhenForwarding(name, connectionListed: connectionListed)
+                    || HeaderPolicy.isDroppedFromRequest(name, trustedPeer: trusted) { return }
             }
             emit(.inbound(i))
         }
@@ -113,5 +112,22 @@ public struct ForwardedHeaders {
     public static func headerSafe(_ value: String) -> String {
         if HeaderPolicy.isValidValue(value) { return value }
         return String(value.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? "?" : Character($0) })
+    }
+
+    /// The inbound names the forward treats specially, told apart by length first.
+    enum SpecialName {
+        case host, connection, xRequestID, xForwardedFor, xForwardedHost, xForwardedProto, other
+
+        init(_ name: UnsafeBufferPointer<UInt8>) {
+            switch name.count {
+            case 4 where ASCIICase.equal(name, "host"): self = .host
+            case 10 where ASCIICase.equal(name, "connection"): self = .connection
+            case 12 where ASCIICase.equal(name, "x-request-id"): self = .xRequestID
+            case 15 where ASCIICase.equal(name, "x-forwarded-for"): self = .xForwardedFor
+            case 16 where ASCIICase.equal(name, "x-forwarded-host"): self = .xForwardedHost
+            case 17 where ASCIICase.equal(name, "x-forwarded-proto"): self = .xForwardedProto
+            default: self = .other
+            }
+        }
     }
 }

@@ -55,16 +55,24 @@ public struct HTTPRequestHead: Sendable {
     }
 
     /// Parses `bytes`, which hold the head up to and including the blank line's CRLF.
-    public static func parse(_ bytes: UnsafeRawBufferPointer) -> Result<HTTPRequestHead, Failure> {
-        let lines: [UnsafeRawBufferPointer]
-        switch HTTPHeadLines.split(bytes) {
-        case .failure(let error): return .failure(.malformed(error.message))
-        case .success(let l): lines = l
+    public static func parse(_ bytes: UnsafeRawBufferPointer) -> Result<HTTPRequestHead, Failure> { parse(bytes, onePass: true) }
+
+    /// `onePass: false` reads every head line by line (the reference the one pass is tested against).
+    static func parse(_ bytes: UnsafeRawBufferPointer, onePass: Bool) -> Result<HTTPRequestHead, Failure> {
+        // One pass over the head when nothing in it is unusual; otherwise the line-by-line
+        // reading, which names the first fault (see `HTTPHeadLines.scan`).
+        let scanned = onePass ? HTTPHeadLines.scan(bytes) : nil
+        var lines: [UnsafeRawBufferPointer] = []
+        if scanned == nil {
+            switch HTTPHeadLines.split(bytes) {
+            case .failure(let error): return .failure(.malformed(error.message))
+            case .success(let l): lines = l
+            }
         }
-        guard lines.count - 1 <= maximumHeaderCount else { return .failure(.tooManyHeaders) }
+        guard (scanned?.fields.count ?? lines.count - 1) <= maximumHeaderCount else { return .failure(.tooManyHeaders) }
 
         // Request line: method SP request-target SP HTTP-version
-        let line = lines[0]
+        let line = scanned?.firstLine ?? lines[0]
         guard let firstSpace = line.firstIndex(of: 0x20),
               let lastSpace = line.lastIndex(of: 0x20), firstSpace < lastSpace else {
             return .failure(.malformed("request line must be: method SP target SP version"))
@@ -80,9 +88,9 @@ public struct HTTPRequestHead: Sendable {
             return .failure(.malformed("request target must be an absolute path"))
         }
         let version: Version
-        if versionBytes.elementsEqual("HTTP/1.1".utf8) {
+        if ByteCompare.equal(versionBytes, "HTTP/1.1") {
             version = .http11
-        } else if versionBytes.elementsEqual("HTTP/1.0".utf8) {
+        } else if ByteCompare.equal(versionBytes, "HTTP/1.0") {
             version = .http10
         } else if versionBytes.starts(with: "HTTP/".utf8), versionBytes.count == 8 {
             return .failure(.versionNotSupported)
@@ -91,7 +99,7 @@ public struct HTTPRequestHead: Sendable {
         }
 
         let fields: HTTPHeadLines.Fields
-        switch HTTPHeadLines.parseFields(lines.dropFirst(), of: bytes) {
+        switch scanned.map({ HTTPHeadLines.parseFields(scanned: $0.fields, of: bytes) }) ?? HTTPHeadLines.parseFields(lines.dropFirst(), of: bytes) {
         case .failure(let error): return .failure(.malformed(error.message))
         case .success(let f): fields = f
         }

@@ -16,18 +16,25 @@ public struct HTTPResponseHead: Sendable {
     public var keepAlive: Bool
 
     /// Parses `bytes` (up to and including the blank line) of an answer to a POST.
-    public static func parse(_ bytes: UnsafeRawBufferPointer) -> Result<HTTPResponseHead, Rejection> {
+    public static func parse(_ bytes: UnsafeRawBufferPointer) -> Result<HTTPResponseHead, Rejection> { parse(bytes, onePass: true) }
+
+    /// `onePass: false` reads every head line by line (the reference the one pass is tested against).
+    static func parse(_ bytes: UnsafeRawBufferPointer, onePass: Bool) -> Result<HTTPResponseHead, Rejection> {
         func invalid(_ detail: String) -> Result<HTTPResponseHead, Rejection> {
             .failure(Rejection(.upstreamInvalidResponse, "upstream answer was not valid HTTP: \(detail)"))
         }
-        let lines: [UnsafeRawBufferPointer]
-        switch HTTPHeadLines.split(bytes) {
-        case .failure(let error): return invalid(error.message)
-        case .success(let l): lines = l
+        // One pass when nothing is unusual, as for requests (`HTTPHeadLines.scan`).
+        let scanned = onePass ? HTTPHeadLines.scan(bytes) : nil
+        var lines: [UnsafeRawBufferPointer] = []
+        if scanned == nil {
+            switch HTTPHeadLines.split(bytes) {
+            case .failure(let error): return invalid(error.message)
+            case .success(let l): lines = l
+            }
         }
-        guard lines.count - 1 <= HTTPRequestHead.maximumHeaderCount else { return invalid("too many header fields") }
+        guard (scanned?.fields.count ?? lines.count - 1) <= HTTPRequestHead.maximumHeaderCount else { return invalid("too many header fields") }
         // status-line = HTTP-version SP 3DIGIT SP [reason-phrase]
-        let line = lines[0]
+        let line = scanned?.firstLine ?? lines[0]
         guard line.count >= 12, line.starts(with: "HTTP/1.".utf8), line[7] == 0x30 || line[7] == 0x31, line[8] == 0x20,
               line[9...11].allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), line.count == 12 || line[12] == 0x20 else {
             return invalid("malformed status line")
@@ -36,7 +43,7 @@ public struct HTTPResponseHead: Sendable {
         let status = Int(line[9] - 0x30) * 100 + Int(line[10] - 0x30) * 10 + Int(line[11] - 0x30)
         guard status >= 100 else { return invalid("status below 100") }
         let fields: HTTPHeadLines.Fields
-        switch HTTPHeadLines.parseFields(lines.dropFirst(), of: bytes) {
+        switch scanned.map({ HTTPHeadLines.parseFields(scanned: $0.fields, of: bytes) }) ?? HTTPHeadLines.parseFields(lines.dropFirst(), of: bytes) {
         case .failure(let error): return invalid(error.message)
         case .success(let f): fields = f
         }

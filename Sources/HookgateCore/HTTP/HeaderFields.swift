@@ -65,6 +65,9 @@ public struct HeaderList: HeaderFields, Sendable {
         self.init(bytes: bytes, fields: fields)
     }
 
+    /// No fields (without allocating).
+    public static var empty: HeaderList { HeaderList(bytes: [], fields: []) }
+
     public var count: Int { fields.count }
 
     public func name(at index: Int) -> String {
@@ -108,15 +111,37 @@ public struct HeaderList: HeaderFields, Sendable {
         }
     }
 
+    /// Calls `body` with each field's index, name and value bytes, in order, with one access to
+    /// the bytes for all of them.
+    public func forEachField(_ body: (Int, UnsafeBufferPointer<UInt8>, UnsafeBufferPointer<UInt8>) -> Void) {
+        bytes.withUnsafeBufferPointer { all in
+            fields.withUnsafeBufferPointer { list in
+                for i in 0..<list.count {
+                    let f = list[i]
+                    body(i, UnsafeBufferPointer(rebasing: all[Int(f.nameStart)..<Int(f.nameEnd)]),
+                         UnsafeBufferPointer(rebasing: all[Int(f.valueStart)..<Int(f.valueEnd)]))
+                }
+            }
+        }
+    }
+
     /// The index of the one field called `name`: nil if there is none, `.some(nil)` if several.
+    /// One pass over the offsets, comparing bytes only for names of the same length.
     private func field(named name: String) -> Int?? {
         name.withUTF8Bytes { wanted in
-            var found: Int?
-            for i in 0..<fields.count where withFieldBytes(i, { n, _ in ASCIICase.equal(n, wanted) }) {
-                if found != nil { return .some(nil) }
-                found = i
+            bytes.withUnsafeBufferPointer { all in
+                fields.withUnsafeBufferPointer { list in
+                    var found: Int?
+                    for i in 0..<list.count {
+                        let f = list[i]
+                        guard Int(f.nameEnd - f.nameStart) == wanted.count,
+                              ASCIICase.equal(UnsafeBufferPointer(rebasing: all[Int(f.nameStart)..<Int(f.nameEnd)]), wanted) else { continue }
+                        if found != nil { return .some(nil) }
+                        found = i
+                    }
+                    return found.map { .some($0) } ?? nil
+                }
             }
-            return found.map { .some($0) } ?? nil
         }
     }
 
@@ -133,7 +158,20 @@ public enum ASCIICase {
 
     public static func equal(_ x: UnsafeBufferPointer<UInt8>, _ y: UnsafeBufferPointer<UInt8>) -> Bool {
         guard x.count == y.count else { return false }
-        for i in 0..<x.count where x[i] != y[i] && lower(x[i]) != lower(y[i]) { return false }
+        let n = x.count
+        var i = 0
+        // Names are usually sent in the case they are looked up in: words that are equal as they
+        // are are passed over; from the first that differs, byte by byte.
+        if let xBase = x.baseAddress, let yBase = y.baseAddress {
+            while i + 8 <= n,
+                  UnsafeRawPointer(xBase + i).loadUnaligned(as: UInt64.self) == UnsafeRawPointer(yBase + i).loadUnaligned(as: UInt64.self) {
+                i += 8
+            }
+        }
+        while i < n {
+            if x[i] != y[i] && lower(x[i]) != lower(y[i]) { return false }
+            i += 1
+        }
         return true
     }
 

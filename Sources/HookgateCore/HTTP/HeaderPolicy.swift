@@ -23,26 +23,30 @@ public enum HeaderPolicy {
         name.withUTF8Bytes { isDroppedWhenForwarding($0, connectionListed: connectionListed) }
     }
 
-    /// The same for a name given as bytes.
+    /// The same for a name given as bytes: the prefixes, then the names of `hopByHop` and
+    /// `gatewaySet` by length (a unit test checks that every one of them is matched here).
     public static func isDroppedWhenForwarding(_ name: UnsafeBufferPointer<UInt8>, connectionListed: Set<String> = []) -> Bool {
         if hasPrefixIgnoringCase(name, proxyPrefix) || hasPrefixIgnoringCase(name, ownedPrefix) { return true }
-        if name.count < droppedNamesByLength.count,
-           droppedNamesByLength[name.count].contains(where: { hasPrefixIgnoringCase(name, $0) }) { return true }
+        let listed: Bool
+        switch name.count {
+        case 2: listed = ASCIICase.equal(name, "te")
+        case 4: listed = ASCIICase.equal(name, "host")
+        case 7: listed = ASCIICase.equal(name, "trailer") || ASCIICase.equal(name, "upgrade")
+        case 10: listed = ASCIICase.equal(name, "connection") || ASCIICase.equal(name, "keep-alive")
+        case 14: listed = ASCIICase.equal(name, "content-length")
+        case 16: listed = ASCIICase.equal(name, "x-forwarded-host")
+        case 17: listed = ASCIICase.equal(name, "transfer-encoding") || ASCIICase.equal(name, "x-forwarded-proto")
+        default: listed = false
+        }
+        if listed { return true }
         return !connectionListed.isEmpty && connectionListed.contains(ASCIICase.lowercased(name))
     }
 
-    /// The names above as bytes, grouped by length (a name is compared only with those of its length).
-    private static let droppedNamesByLength: [[[UInt8]]] = {
-        let names = hopByHop.union(gatewaySet).map { Array($0.utf8) }
-        var byLength = [[[UInt8]]](repeating: [], count: (names.map(\.count).max() ?? 0) + 1)
-        for name in names { byLength[name.count].append(name) }
-        return byLength
-    }()
-    private static let proxyPrefix = Array("proxy-".utf8)
-    private static let ownedPrefix = Array(gatewayPrefix.utf8)
+    private static let proxyPrefix: StaticString = "proxy-"
+    private static let ownedPrefix: StaticString = "x-hookgate-"
 
-    static func hasPrefixIgnoringCase(_ bytes: UnsafeBufferPointer<UInt8>, _ prefix: [UInt8]) -> Bool {
-        prefix.withUnsafeBufferPointer { ASCIICase.hasLowercasePrefix(bytes, $0) }
+    static func hasPrefixIgnoringCase(_ bytes: UnsafeBufferPointer<UInt8>, _ prefix: StaticString) -> Bool {
+        prefix.withUTF8Buffer { ASCIICase.hasLowercasePrefix(bytes, $0) }
     }
 
     /// Whether an inbound request header is left out of the forward although the general rule
@@ -60,7 +64,7 @@ public enum HeaderPolicy {
         if ASCIICase.equal(name, "expect") { return true }
         return !trustedPeer && (ASCIICase.equal(name, "x-real-ip") || ASCIICase.equal(name, "forwarded"))
     }
-    private static let cloudEventsPrefix = Array("ce-".utf8)
+    private static let cloudEventsPrefix: StaticString = "ce-"
 
     /// Names the route's `add_headers` may not use: those the gateway owns or recomputes.
     public static func isReservedForAddHeaders(_ name: String) -> Bool {
@@ -79,7 +83,9 @@ public enum HeaderPolicy {
 
     /// Visible ASCII, space and tab; no CR, LF, NUL or other controls.
     public static func isValidValue(_ value: String) -> Bool {
-        value.withUTF8Bytes { bytes in bytes.allSatisfy { c in c == 0x09 || (c >= 0x20 && c != 0x7F) } }
+        value.withUTF8Bytes { bytes in
+            PlainBytes.allPlain(UnsafeRawBufferPointer(bytes)) || bytes.allSatisfy { c in c == 0x09 || (c >= 0x20 && c != 0x7F) }
+        }
     }
 
     /// The names listed in a `Connection` header value, ASCII lower-cased (a Unicode mapping
@@ -95,12 +101,16 @@ public enum HeaderPolicy {
     /// The elements of a comma-separated header value (RFC 9110 §5.6.1), spaces and tabs around
     /// them trimmed, empty ones skipped.
     static func forEachListElement(_ value: UnsafeBufferPointer<UInt8>, _ body: (UnsafeBufferPointer<UInt8>) -> Void) {
-        for element in value.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: true) {
-            var start = element.startIndex
-            var end = element.endIndex
+        var k = 0
+        while k < value.count {
+            var end = k
+            while end < value.count, value[end] != UInt8(ascii: ",") { end += 1 }
+            var start = k
+            let next = end + 1
             while start < end, value[start] == 0x20 || value[start] == 0x09 { start += 1 }
             while end > start, value[end - 1] == 0x20 || value[end - 1] == 0x09 { end -= 1 }
             if start < end { body(UnsafeBufferPointer(rebasing: value[start..<end])) }
+            k = next
         }
     }
 

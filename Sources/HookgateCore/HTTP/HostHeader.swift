@@ -38,12 +38,19 @@ public enum HostHeader {
 
     private static func isRegName(_ name: UnsafeBufferPointer<UInt8>) -> Bool {
         guard !name.isEmpty, name.count <= 255 else { return false }
-        var labels = name.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
-        if labels.count > 1, labels.last!.isEmpty { labels.removeLast() }
-        return labels.allSatisfy { label in
-            !label.isEmpty && label.count <= 63 && label.allSatisfy { c in
-                (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || c == 0x2D || c == 0x5F
+        // One pass: labels of 1 to 63 name bytes between dots; one trailing dot is allowed
+        // after at least one label.
+        var labelLength = 0
+        for c in name {
+            if c == UInt8(ascii: ".") {
+                guard labelLength > 0 else { return false }
+                labelLength = 0
+            } else {
+                guard (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || c == 0x2D || c == 0x5F,
+                      labelLength < 63 else { return false }
+                labelLength += 1
             }
         }
+        return true  // ends in a label, or in one dot after a label
     }
 }

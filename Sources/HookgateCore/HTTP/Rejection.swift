@@ -100,44 +100,51 @@ public enum JSONText {
     /// `s` as a JSON string literal, escaping quotes, backslashes, control characters and the
     /// line separators U+2028/U+2029.
     public static func quoted(_ s: String) -> String {
-        var out: [UInt8] = []
-        out.reserveCapacity(s.utf8.count + 2)
-        appendQuoted(s, to: &out)
-        return String(decoding: out, as: UTF8.self)
+        var out = ByteWriter(capacity: s.utf8.count + 2)
+        writeQuoted(s, to: &out)
+        return String(decoding: out.finish(), as: UTF8.self)
     }
 
     /// Appends `s` as a JSON string literal to `out`, working on UTF-8 bytes.
     public static func appendQuoted(_ s: String, to out: inout [UInt8]) {
+        var w = ByteWriter(capacity: s.utf8.count + 2)
+        writeQuoted(s, to: &w)
+        out.append(contentsOf: w.finish())
+    }
+
+    /// Writes `s` as a JSON string literal to `out`, working on UTF-8 bytes.
+    public static func writeQuoted(_ s: String, to out: inout ByteWriter) {
         let hexDigits: StaticString = "0123456789abcdef"
-        out.append(UInt8(ascii: "\""))
-        var i = 0
+        out.write(UInt8(ascii: "\""))
         s.withUTF8Bytes { bytes in
             // Most values (ids, routes, codes) need no escaping: copy them whole.
-            if !bytes.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C || $0 == 0x7F || $0 == 0xE2 }) {
-                out.append(contentsOf: bytes)
-                i = bytes.count
+            if PlainBytes.needNoJSONEscape(UnsafeRawBufferPointer(bytes)) {
+                out.write(bytes)
+                return
             }
+            var i = 0
             while i < bytes.count {
                 let c = bytes[i]
                 switch c {
-                case UInt8(ascii: "\""): out += [0x5C, 0x22]
-                case UInt8(ascii: "\\"): out += [0x5C, 0x5C]
-                case 0x0A: out += [0x5C, UInt8(ascii: "n")]
-                case 0x0D: out += [0x5C, UInt8(ascii: "r")]
-                case 0x09: out += [0x5C, UInt8(ascii: "t")]
+                case UInt8(ascii: "\""): out.write("\\\"" as StaticString)
+                case UInt8(ascii: "\\"): out.write("\\\\" as StaticString)
+                case 0x0A: out.write("\\n" as StaticString)
+                case 0x0D: out.write("\\r" as StaticString)
+                case 0x09: out.write("\\t" as StaticString)
                 case 0x00..<0x20, 0x7F:
-                    out += [0x5C, UInt8(ascii: "u"), 0x30, 0x30,
-                            hexDigits.utf8Start[Int(c >> 4)], hexDigits.utf8Start[Int(c & 0x0F)]]
+                    out.write("\\u00" as StaticString)
+                    out.write(hexDigits.utf8Start[Int(c >> 4)])
+                    out.write(hexDigits.utf8Start[Int(c & 0x0F)])
                 case 0xE2 where i + 2 < bytes.count && bytes[i + 1] == 0x80 && (bytes[i + 2] == 0xA8 || bytes[i + 2] == 0xA9):
-                    out += Array("\\u202".utf8)
-                    out.append(bytes[i + 2] == 0xA8 ? UInt8(ascii: "8") : UInt8(ascii: "9"))
+                    out.write("\\u202" as StaticString)
+                    out.write(bytes[i + 2] == 0xA8 ? UInt8(ascii: "8") : UInt8(ascii: "9"))
                     i += 2
-                default: out.append(c)
+                default: out.write(c)
                 }
                 i += 1
             }
         }
-        out.append(UInt8(ascii: "\""))
+        out.write(UInt8(ascii: "\""))
     }
 }
 

@@ -44,36 +44,44 @@ public struct AccessLogRecord {
     /// Appends `{"time":...,"level":"info","msg":"request",...}\n` to `out` (`"level":"warn"` when
     /// there is an upstream error); absent values are left out.
     public func appendJSONLine(to out: inout [UInt8]) {
-        out.appendUTF8(#"{"time":"#)
-        JSONText.appendQuoted(time, to: &out)
-        out.appendUTF8(upstreamError == nil ? #","level":"info","msg":"request","client":"# : #","level":"warn","msg":"request","client":"#)
-        JSONText.appendQuoted(client, to: &out)
-        if let destination { out.appendUTF8(#","destination":"#); JSONText.appendQuoted(destination, to: &out) }
-        out.appendUTF8(#","duration_ms":"#)
-        appendMilliseconds(durationMicroseconds, to: &out)
-        if let eventID { out.appendUTF8(#","event.id":"#); JSONText.appendQuoted(eventID, to: &out) }
-        if let eventSource { out.appendUTF8(#","event.source":"#); JSONText.appendQuoted(eventSource, to: &out) }
-        if let eventType { out.appendUTF8(#","event.type":"#); JSONText.appendQuoted(eventType, to: &out) }
-        out.appendUTF8(#","outcome":"#)
-        JSONText.appendQuoted(outcome, to: &out)
-        if let reason { out.appendUTF8(#","reason":"#); JSONText.appendQuoted(reason, to: &out) }
-        out.appendUTF8(#","request_id":"#)
-        JSONText.appendQuoted(requestID, to: &out)
-        if let route { out.appendUTF8(#","route":"#); JSONText.appendQuoted(route, to: &out) }
-        out.appendUTF8(#","status":"#)
-        out.appendDecimal(status)
-        if let upstreamError { out.appendUTF8(#","upstream.error":"#); JSONText.appendQuoted(upstreamError, to: &out) }
-        if let upstreamStatus { out.appendUTF8(#","upstream.status":"#); out.appendDecimal(upstreamStatus) }
-        out.appendUTF8("}\n")
+        var w = ByteWriter(capacity: 512)
+        writeJSONLine(to: &w)
+        out.append(contentsOf: w.finish())
     }
 
-    private func appendMilliseconds(_ microseconds: Int64, to out: inout [UInt8]) {
+    /// The same line written into `out`.
+    public func writeJSONLine(to out: inout ByteWriter) {
+        out.write(#"{"time":"# as StaticString)
+        JSONText.writeQuoted(time, to: &out)
+        out.write(upstreamError == nil ? #","level":"info","msg":"request","client":"# as StaticString
+                                       : #","level":"warn","msg":"request","client":"# as StaticString)
+        JSONText.writeQuoted(client, to: &out)
+        if let destination { out.write(#","destination":"# as StaticString); JSONText.writeQuoted(destination, to: &out) }
+        out.write(#","duration_ms":"# as StaticString)
+        writeMilliseconds(durationMicroseconds, to: &out)
+        if let eventID { out.write(#","event.id":"# as StaticString); JSONText.writeQuoted(eventID, to: &out) }
+        if let eventSource { out.write(#","event.source":"# as StaticString); JSONText.writeQuoted(eventSource, to: &out) }
+        if let eventType { out.write(#","event.type":"# as StaticString); JSONText.writeQuoted(eventType, to: &out) }
+        out.write(#","outcome":"# as StaticString)
+        JSONText.writeQuoted(outcome, to: &out)
+        if let reason { out.write(#","reason":"# as StaticString); JSONText.writeQuoted(reason, to: &out) }
+        out.write(#","request_id":"# as StaticString)
+        JSONText.writeQuoted(requestID, to: &out)
+        if let route { out.write(#","route":"# as StaticString); JSONText.writeQuoted(route, to: &out) }
+        out.write(#","status":"# as StaticString)
+        out.writeDecimal(status)
+        if let upstreamError { out.write(#","upstream.error":"# as StaticString); JSONText.writeQuoted(upstreamError, to: &out) }
+        if let upstreamStatus { out.write(#","upstream.status":"# as StaticString); out.writeDecimal(upstreamStatus) }
+        out.write("}\n" as StaticString)
+    }
+
+    private func writeMilliseconds(_ microseconds: Int64, to out: inout ByteWriter) {
         let value = max(0, microseconds)
-        out.appendDecimal(Int(value / 1000))
-        out.append(UInt8(ascii: "."))
+        out.writeDecimal(Int(value / 1000))
+        out.write(UInt8(ascii: "."))
         let fraction = value % 1000
-        if fraction < 100 { out.append(UInt8(ascii: "0")) }
-        if fraction < 10 { out.append(UInt8(ascii: "0")) }
-        out.appendDecimal(Int(fraction))
+        if fraction < 100 { out.write(UInt8(ascii: "0")) }
+        if fraction < 10 { out.write(UInt8(ascii: "0")) }
+        out.writeDecimal(Int(fraction))
     }
 }

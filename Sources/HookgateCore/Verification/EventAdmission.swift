@@ -29,7 +29,7 @@ public struct EventAdmission: Sendable {
         contiguousBody: () -> UnsafeRawBufferPointer,
         now: Int64
     ) -> Result<AdmittedEvent, Rejection> {
-        guard method.utf8.elementsEqual("POST".utf8) else {
+        guard method.hasSameBytes(as: "POST") else {
             return .failure(Rejection(.methodNotAllowed, "only POST is accepted on this path"))
         }
         if let rejection = scheme.verify(headers: headers, body: body, now: now) {
@@ -53,18 +53,25 @@ public struct EventAdmission: Sendable {
         case .failure(let rejection): return .failure(rejection)
         case .success(let e): envelope = e
         }
-        switch headers.value(named: "X-VECU-Event-ID") {
-        case .missing: break
-        case .one(let id) where id.utf8.elementsEqual(envelope.id.utf8): break
-        case .one: return .failure(Rejection(.eventIDMismatch, "X-VECU-Event-ID differs from the body's id"))
-        case .repeated: return .failure(Rejection(.eventIDMismatch, "X-VECU-Event-ID appears more than once"))
+        // The headers' bytes are compared with the body's, without making strings of them.
+        let idCheck: Rejection? = headers.withValue(named: "X-VECU-Event-ID") { value in
+            switch value {
+            case .missing: return nil
+            case .one(let id) where envelope.id.hasSameBytes(as: id): return nil
+            case .one: return Rejection(.eventIDMismatch, "X-VECU-Event-ID differs from the body's id")
+            case .repeated: return Rejection(.eventIDMismatch, "X-VECU-Event-ID appears more than once")
+            }
         }
-        switch headers.value(named: "X-VECU-Event-Type") {
-        case .missing: break
-        case .one(let type) where type.utf8.elementsEqual(envelope.type.utf8): break
-        case .one: return .failure(Rejection(.eventTypeMismatch, "X-VECU-Event-Type differs from the body's type"))
-        case .repeated: return .failure(Rejection(.eventTypeMismatch, "X-VECU-Event-Type appears more than once"))
+        if let idCheck { return .failure(idCheck) }
+        let typeCheck: Rejection? = headers.withValue(named: "X-VECU-Event-Type") { value in
+            switch value {
+            case .missing: return nil
+            case .one(let type) where envelope.type.hasSameBytes(as: type): return nil
+            case .one: return Rejection(.eventTypeMismatch, "X-VECU-Event-Type differs from the body's type")
+            case .repeated: return Rejection(.eventTypeMismatch, "X-VECU-Event-Type appears more than once")
+            }
         }
+        if let typeCheck { return .failure(typeCheck) }
         return .success(AdmittedEvent(id: envelope.id, type: envelope.type, source: envelope.source, verifiedBy: verifiedBy))
     }
 }

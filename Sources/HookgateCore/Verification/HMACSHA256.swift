@@ -96,6 +96,11 @@ public struct Digest32: Sendable, Equatable {
     /// Parses exactly 64 hex digits, either case, without allocating.
     public init?<C: Collection>(hex: C) where C.Element == UInt8 {
         guard hex.count == 64 else { return nil }
+        if let parsed = hex.withContiguousStorageIfAvailable({ Self.parse(hex: $0) }) {
+            guard let parsed else { return nil }
+            self = parsed
+            return
+        }
         var result = Digest32()
         let ok = result.withUnsafeMutableBytes { out -> Bool in
             Self.hexValues.withUnsafeBufferPointer { table -> Bool in
@@ -113,5 +118,23 @@ public struct Digest32: Sendable, Equatable {
         }
         guard ok else { return nil }
         self = result
+    }
+
+    /// 64 contiguous hex digits, two per output byte.
+    static func parse(hex: UnsafeBufferPointer<UInt8>) -> Digest32? {
+        var result = Digest32()
+        let ok = result.withUnsafeMutableBytes { out -> Bool in
+            hexValues.withUnsafeBufferPointer { table -> Bool in
+                var invalid: UInt8 = 0
+                for i in 0..<32 {
+                    let high = table[Int(hex[2 * i])]
+                    let low = table[Int(hex[2 * i + 1])]
+                    invalid |= high | low  // 0xFF marks a non-hex byte
+                    out[i] = high << 4 | low & 0x0F
+                }
+                return invalid & 0xF0 == 0
+            }
+        }
+        return ok ? result : nil
     }
 }

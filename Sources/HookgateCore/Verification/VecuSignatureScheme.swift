@@ -56,7 +56,7 @@ public struct VecuSignatureScheme: SignatureScheme {
 
     static func parseSignature(bytes: UnsafeBufferPointer<UInt8>) -> Digest32? {
         guard bytes.count == prefix.count + 64, bytes.starts(with: prefix) else { return nil }
-        return Digest32(hex: UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(bytes)[prefix.count...]))
+        return Digest32.parse(hex: UnsafeBufferPointer(rebasing: bytes[prefix.count...]))
     }
 
     /// The signature a sender with `secret` would send for `body` at `timestamp`.

@@ -52,7 +52,7 @@ final class Worker: @unchecked Sendable {
         guard let base = event_base_new() else { throw SystemError("event_base_new") }
         self.base = base
         dns = UpstreamResolver.make(base: base)
-        requestIDPrefix = String(UInt32.random(in: 0...UInt32.max), radix: 16) + "-\(index)"
+        requestIDPrefix = String(UInt32.random(in: 0...UInt32.max), radix: 16) + "-\(index)-"
         mailbox = Mailbox(base: base)
         accessLog = AccessLogBatch(base: base)
         acceptRetry = event_new(base, -1, 0, { _, _, arg in
@@ -257,7 +257,7 @@ final class Worker: @unchecked Sendable {
 
     private func nextRequestID() -> String {
         requestCounter &+= 1
-        return "\(requestIDPrefix)-\(requestCounter)"
+        return DecimalDigits.string(requestIDPrefix, requestCounter)
     }
 
     /// A request whose head or body could not be read: answered and the connection closed.

@@ -288,7 +288,7 @@ final class InboundConnection {
         if let head {
             state = .processing(head)
         } else {
-            state = .processing(HTTPRequestHead(method: "", target: "", version: .http11, headers: HeaderList([]), framing: .length(0),
+            state = .processing(HTTPRequestHead(method: "", target: "", version: .http11, headers: HeaderList.empty, framing: .length(0),
                                                 keepAlive: false, expectsContinue: false))
         }
         event_del(timer)
@@ -300,16 +300,16 @@ final class InboundConnection {
     /// Writes one answer. `keepAlive` false closes the connection once it is written.
     /// `answerHead` holds the status line and the answer's fields; `Date`, `Connection` and
     /// `Content-Length` are added here.
-    func respond(head answerHead: HeadWriter, body answer: OpaquePointer?, keepAlive wanted: Bool) {
+    func respond(head answerHead: consuming HeadWriter, body answer: OpaquePointer?, keepAlive wanted: Bool) {
         guard case .processing(let head) = state, let bev else { return }
         let length = answer.map { evbuffer_get_length($0) } ?? 0
         let keepAlive = wanted && head.keepAlive && !head.method.isEmpty && !peerClosed
         var fields = answerHead
         fields.add("Date", worker.httpDate())
         if !keepAlive { fields.add("Connection", "close") } else if head.version == .http10 { fields.add("Connection", "keep-alive") }
-        let text = fields.finish(contentLength: length)
-        let written = text.withUnsafeBytes {
-            SocketWrite.send(head: $0, body: head.method == "HEAD" ? nil : answer, on: bev, direct: !isTLS)
+        let isHEAD = head.method.hasSameBytes(as: "HEAD")
+        let written = fields.finish(contentLength: length) {
+            SocketWrite.send(head: $0, body: isHEAD ? nil : answer, on: bev, direct: !isTLS)
         }
         evbuffer_drain(body, evbuffer_get_length(body))
         queuedAtArm = queuedOutput

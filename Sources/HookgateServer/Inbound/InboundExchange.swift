@@ -48,7 +48,7 @@ final class InboundExchange {
          generatedID: () -> String) {
         self.connection = connection
         self.head = head
-        headers = head?.headers ?? HeaderList([])
+        headers = head?.headers ?? HeaderList.empty
         self.worker = worker
         self.runtime = runtime
         startedMicroseconds = MonotonicClock.microseconds()
@@ -156,7 +156,7 @@ final class InboundExchange {
     }
 
     /// `head` holds the status line and the answer's own fields.
-    private func send(_ head: HeadWriter, status: Int, body: OpaquePointer, close: Bool, outcome: Outcome,
+    private func send(_ head: consuming HeadWriter, status: Int, body: OpaquePointer, close: Bool, outcome: Outcome,
                       reason: Reason?, upstreamStatus: Int?) {
         precondition(!answered, "a request was answered twice")
         answered = true

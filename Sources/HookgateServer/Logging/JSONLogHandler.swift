@@ -61,13 +61,29 @@ struct LogClock {
             second = ts.tv_sec
             prefix = Self.secondsText(ts.tv_sec)
         }
-        return prefix + Self.millisecondsSuffix(ts.tv_nsec / 1_000_000)
+        return Self.join(prefix, milliseconds: ts.tv_nsec / 1_000_000)
+    }
+
+    /// `prefix` + `.mmmZ`, written into one new string (on every request: no chain of appends).
+    private static func join(_ prefix: String, milliseconds ms: Int) -> String {
+        prefix.withUTF8Bytes { head in
+            String(unsafeUninitializedCapacity: head.count + 5) { out in
+                _ = out.initialize(from: head)
+                let n = head.count
+                out[n] = UInt8(ascii: ".")
+                out[n + 1] = UInt8(truncatingIfNeeded: ms / 100 % 10) + 0x30
+                out[n + 2] = UInt8(truncatingIfNeeded: ms / 10 % 10) + 0x30
+                out[n + 3] = UInt8(truncatingIfNeeded: ms % 10) + 0x30
+                out[n + 4] = UInt8(ascii: "Z")
+                return n + 5
+            }
+        }
     }
 
     /// The same form for any time (the spool's times in `hookgate spool`).
     static func text(unixMilliseconds: Int64) -> String {
         let (seconds, milliseconds) = unixMilliseconds.quotientAndRemainder(dividingBy: 1000)
-        return secondsText(Int(seconds)) + millisecondsSuffix(Int(milliseconds))
+        return join(secondsText(Int(seconds)), milliseconds: Int(milliseconds))
     }
 
     /// `2026-12-02T14:02:25`, UTC.
@@ -79,17 +95,13 @@ struct LogClock {
         strftime(&buffer, buffer.count, "%Y-%m-%dT%H:%M:%S", &parts)
         return buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
     }
-
-    private static func millisecondsSuffix(_ ms: Int) -> String {
-        (ms < 10 ? ".00" : ms < 100 ? ".0" : ".") + String(ms) + "Z"
-    }
 }
 
 /// One worker's access-log lines, written with one write(2) per turn of its loop instead of one
 /// per request: the first line of a turn activates an event that runs after the turn's other
 /// callbacks. Used on the worker's thread only.
 final class AccessLogBatch {
-    private var pending: [UInt8] = []
+    private var pending = ByteWriter(capacity: 4096)
     /// The time for this worker's lines (no lock: one worker, one thread).
     var clock = LogClock()
     private var flushEvent: OpaquePointer!
@@ -97,7 +109,6 @@ final class AccessLogBatch {
     static let limit = 64 * 1024
 
     init(base: OpaquePointer) {
-        pending.reserveCapacity(Self.limit)
         flushEvent = event_new(base, -1, 0, { _, _, arg in
             Unmanaged<AccessLogBatch>.fromOpaque(arg!).takeUnretainedValue().flush()
         }, Unmanaged.passUnretained(self).toOpaque())
@@ -109,8 +120,8 @@ final class AccessLogBatch {
     }
 
     func append(_ record: AccessLogRecord) {
-        let first = pending.isEmpty
-        record.appendJSONLine(to: &pending)
+        let first = pending.count == 0
+        record.writeJSONLine(to: &pending)
         if pending.count >= Self.limit {
             flush()
         } else if first {
@@ -119,9 +130,9 @@ final class AccessLogBatch {
     }
 
     func flush() {
-        guard !pending.isEmpty else { return }
-        LogOutput.write(pending)
-        pending.removeAll(keepingCapacity: true)
+        guard pending.count > 0 else { return }
+        pending.withBytes { LogOutput.write($0) }
+        pending.removeAll()
     }
 }
 
@@ -139,7 +150,7 @@ enum LogOutput {
     }
 
     /// One write(2) per line, under a lock so lines from different threads never interleave.
-    private static func write(_ bytes: UnsafeRawBufferPointer) {
+    static func write(_ bytes: UnsafeRawBufferPointer) {
         lock.lock()
         defer { lock.unlock() }
         var offset = 0
