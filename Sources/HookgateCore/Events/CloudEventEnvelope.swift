@@ -273,23 +273,26 @@ struct JSONScanner {
     }
 
     private mutating func skipNumber() throws {
-        func digits() -> Int {
-            let start = i
-            while let c = peek(), c >= 0x30 && c <= 0x39 { i += 1 }
-            return i - start
+        // RFC 8259: -? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?, read with plain index
+        // arithmetic (numbers are most of a payload's tokens after strings).
+        let n = bytes.count
+        @inline(__always) func isDigit(_ k: Int) -> Bool { k < n && bytes[k] &- 0x30 < 10 }
+        var k = i
+        if k < n, bytes[k] == UInt8(ascii: "-") { k += 1 }
+        guard isDigit(k) else { i = k; throw Failure("invalid number at byte \(k)") }
+        if bytes[k] == 0x30 { k += 1 } else { while isDigit(k) { k += 1 } }
+        if k < n, bytes[k] == UInt8(ascii: ".") {
+            k += 1
+            guard isDigit(k) else { i = k; throw Failure("invalid number at byte \(k)") }
+            while isDigit(k) { k += 1 }
         }
-        if peek() == UInt8(ascii: "-") { i += 1 }
-        guard let first = peek(), first >= 0x30 && first <= 0x39 else { throw Failure("invalid number at byte \(i)") }
-        if first == 0x30 { i += 1 } else { _ = digits() }
-        if peek() == UInt8(ascii: ".") {
-            i += 1
-            guard digits() > 0 else { throw Failure("invalid number at byte \(i)") }
+        if k < n, bytes[k] == UInt8(ascii: "e") || bytes[k] == UInt8(ascii: "E") {
+            k += 1
+            if k < n, bytes[k] == UInt8(ascii: "+") || bytes[k] == UInt8(ascii: "-") { k += 1 }
+            guard isDigit(k) else { i = k; throw Failure("invalid number at byte \(k)") }
+            while isDigit(k) { k += 1 }
         }
-        if let e = peek(), e == UInt8(ascii: "e") || e == UInt8(ascii: "E") {
-            i += 1
-            if let s = peek(), s == UInt8(ascii: "+") || s == UInt8(ascii: "-") { i += 1 }
-            guard digits() > 0 else { throw Failure("invalid number at byte \(i)") }
-        }
+        i = k
     }
 
     /// Skips one string. Most strings are plain printable ASCII: those are passed over here;
