@@ -118,7 +118,9 @@ def main():
     args = ap.parse_args()
     if not os.access(args.hookgate, os.X_OK):
         ap.error("no hookgate binary at %s (bench/run builds it; or set HOOKGATE_BIN)" % args.hookgate)
-    signal.signal(signal.SIGALRM, lambda *_: (_ for _ in ()).throw(bench.Timeout("120 s bound")))
+    def on_alarm(signum, frame):
+        raise bench.Timeout("120 s bound")
+    signal.signal(signal.SIGALRM, on_alarm)
     signal.alarm(120)
     import resource
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -176,7 +178,6 @@ def main():
         socks += held
     except (bench.Timeout, RuntimeError, OSError) as e:
         print("bench/connections.py: %s" % e, file=sys.stderr)
-        procs.stop_all()
         return 1
     finally:
         for s in socks:

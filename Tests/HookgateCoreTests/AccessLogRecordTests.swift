@@ -10,9 +10,7 @@ struct AccessLogRecordTests {
                                      eventSource: "s", outcome: "forwarded", reason: "upstream_unreachable", status: 502,
                                      upstreamStatus: upstreamStatus, durationMicroseconds: 1_500, requestID: "r-1",
                                      client: "127.0.0.1", upstreamError: upstreamError)
-        var out: [UInt8] = []
-        record.appendJSONLine(to: &out)
-        return String(decoding: out, as: UTF8.self)
+        return renderedLine(record)
     }
 
     @Test func withoutAnUpstreamErrorTheLineIsInfo() {
@@ -39,12 +37,14 @@ struct AccessLogRecordTests {
         var record = AccessLogRecord(time: "t", route: "vecu", eventID: nil, eventType: nil, eventSource: nil, outcome: "forwarded",
                                      reason: nil, status: 200, upstreamStatus: 200, durationMicroseconds: 0, requestID: "r",
                                      client: "c")
-        var out: [UInt8] = []
-        record.appendJSONLine(to: &out)
-        #expect(!String(decoding: out, as: UTF8.self).contains("destination"))
+        #expect(!renderedLine(record).contains("destination"))
         record.destination = "custody-app"
-        out = []
-        record.appendJSONLine(to: &out)
-        #expect(String(decoding: out, as: UTF8.self).contains(#""client":"c","destination":"custody-app","duration_ms":"#))
+        #expect(renderedLine(record).contains(#""client":"c","destination":"custody-app","duration_ms":"#))
     }
+}
+
+private func renderedLine(_ record: AccessLogRecord) -> String {
+    var out = ByteWriter(capacity: 64)
+    record.writeJSONLine(to: &out)
+    return String(decoding: out.finish(), as: UTF8.self)
 }

@@ -53,9 +53,10 @@ struct HeaderBytesTests {
 
     @Test(arguments: [(0, "0"), (7, "7"), (10, "10"), (200, "200"), (1_048_576, "1048576"), (Int.max, "9223372036854775807"), (-5, "-5")])
     func decimals(_ value: Int, _ text: String) {
-        var out: [UInt8] = [0x2A]
-        out.appendDecimal(value)
-        #expect(out == [0x2A] + Array(text.utf8))
+        var out = ByteWriter(capacity: 4)
+        out.write(UInt8(0x2A))
+        out.writeDecimal(value)
+        #expect(out.finish() == [0x2A] + Array(text.utf8))
     }
 
     @Test(arguments: [

@@ -11,17 +11,7 @@ enum PlainBytes {
 
     /// Whether every byte of `bytes` is plain.
     static func allPlain(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        var i = 0
-        let n = bytes.count
-        while i + 8 <= n {
-            guard isPlain(bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self)) else { return false }
-            i += 8
-        }
-        while i < n {
-            guard bytes[i] >= 0x20 && bytes[i] < 0x7F else { return false }
-            i += 1
-        }
-        return true
+        all(bytes, words: isPlain, bytes: { $0 >= 0x20 && $0 < 0x7F })
     }
 
     /// Whether the word holds the byte `b` (the classic zero-byte test on `w ^ b…`, exact).
@@ -33,16 +23,21 @@ enum PlainBytes {
 
     /// Whether `bytes` can be written inside a JSON string as they are: plain, with no `"` or `\`.
     static func needNoJSONEscape(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        all(bytes, words: { isPlain($0) && !contains($0, 0x22) && !contains($0, 0x5C) },
+            bytes: { $0 >= 0x20 && $0 < 0x7F && $0 != 0x22 && $0 != 0x5C })
+    }
+
+    /// Whether every eight-byte word satisfies `words` and every byte of the tail `bytes`.
+    @inline(__always)
+    private static func all(_ buffer: UnsafeRawBufferPointer, words: (UInt64) -> Bool, bytes: (UInt8) -> Bool) -> Bool {
         var i = 0
-        let n = bytes.count
+        let n = buffer.count
         while i + 8 <= n {
-            let w = bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self)
-            guard isPlain(w), !contains(w, 0x22), !contains(w, 0x5C) else { return false }
+            guard words(buffer.loadUnaligned(fromByteOffset: i, as: UInt64.self)) else { return false }
             i += 8
         }
         while i < n {
-            let c = bytes[i]
-            guard c >= 0x20 && c < 0x7F && c != 0x22 && c != 0x5C else { return false }
+            guard bytes(buffer[i]) else { return false }
             i += 1
         }
         return true

@@ -64,7 +64,7 @@ enum HTTPHeadLines {
                 var k = 0
                 while true {
                     var start = k
-                    while start < value.count, value[start] != UInt8(ascii: ",") && (value[start] == 0x20 || value[start] == 0x09) { start += 1 }
+                    while start < value.count, value[start] == 0x20 || value[start] == 0x09 { start += 1 }
                     var end = start
                     while end < value.count, value[end] != UInt8(ascii: ",") { end += 1 }
                     let next = end

@@ -51,13 +51,6 @@ public struct HeadWriter: ~Copyable {
     }
 }
 
-extension Array where Element == UInt8 {
-    /// A non-negative integer in decimal, without making a `String`.
-    mutating func appendDecimal(_ value: Int) {
-        DecimalDigits.withDigits(value) { append(contentsOf: $0) }
-    }
-}
-
 /// The decimal digits of an integer, without making a `String`.
 public enum DecimalDigits {
     public static func withDigits<R>(_ value: Int, _ body: (UnsafeRawBufferPointer) -> R) -> R {

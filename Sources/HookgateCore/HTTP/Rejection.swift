@@ -105,13 +105,6 @@ public enum JSONText {
         return String(decoding: out.finish(), as: UTF8.self)
     }
 
-    /// Appends `s` as a JSON string literal to `out`, working on UTF-8 bytes.
-    public static func appendQuoted(_ s: String, to out: inout [UInt8]) {
-        var w = ByteWriter(capacity: s.utf8.count + 2)
-        writeQuoted(s, to: &w)
-        out.append(contentsOf: w.finish())
-    }
-
     /// Writes `s` as a JSON string literal to `out`, working on UTF-8 bytes.
     public static func writeQuoted(_ s: String, to out: inout ByteWriter) {
         let hexDigits: StaticString = "0123456789abcdef"

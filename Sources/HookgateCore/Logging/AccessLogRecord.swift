@@ -41,15 +41,8 @@ public struct AccessLogRecord {
         self.destination = destination
     }
 
-    /// Appends `{"time":...,"level":"info","msg":"request",...}\n` to `out` (`"level":"warn"` when
+    /// Writes `{"time":...,"level":"info","msg":"request",...}\n` to `out` (`"level":"warn"` when
     /// there is an upstream error); absent values are left out.
-    public func appendJSONLine(to out: inout [UInt8]) {
-        var w = ByteWriter(capacity: 512)
-        writeJSONLine(to: &w)
-        out.append(contentsOf: w.finish())
-    }
-
-    /// The same line written into `out`.
     public func writeJSONLine(to out: inout ByteWriter) {
         out.write(#"{"time":"# as StaticString)
         JSONText.writeQuoted(time, to: &out)

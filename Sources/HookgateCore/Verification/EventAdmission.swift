@@ -53,26 +53,25 @@ public struct EventAdmission: Sendable {
         case .failure(let rejection): return .failure(rejection)
         case .success(let e): envelope = e
         }
-        // The headers' bytes are compared with the body's, without making strings of them.
-        let idCheck: Rejection? = headers.withValue(named: "X-VECU-Event-ID") { value in
-            switch value {
-            case .missing: return nil
-            case .one(let id) where envelope.id.hasSameBytes(as: id): return nil
-            case .one: return Rejection(.eventIDMismatch, "X-VECU-Event-ID differs from the body's id")
-            case .repeated: return Rejection(.eventIDMismatch, "X-VECU-Event-ID appears more than once")
-            }
+        if let mismatch = Self.mismatch(headers, "X-VECU-Event-ID", repeats: envelope.id, "id", .eventIDMismatch)
+            ?? Self.mismatch(headers, "X-VECU-Event-Type", repeats: envelope.type, "type", .eventTypeMismatch) {
+            return .failure(mismatch)
         }
-        if let idCheck { return .failure(idCheck) }
-        let typeCheck: Rejection? = headers.withValue(named: "X-VECU-Event-Type") { value in
-            switch value {
-            case .missing: return nil
-            case .one(let type) where envelope.type.hasSameBytes(as: type): return nil
-            case .one: return Rejection(.eventTypeMismatch, "X-VECU-Event-Type differs from the body's type")
-            case .repeated: return Rejection(.eventTypeMismatch, "X-VECU-Event-Type appears more than once")
-            }
-        }
-        if let typeCheck { return .failure(typeCheck) }
         return .success(AdmittedEvent(id: envelope.id, type: envelope.type, source: envelope.source, verifiedBy: verifiedBy))
+    }
+
+    /// A header that, when present, must say what the body says: its bytes are compared with the
+    /// body's value, without making a string of them.
+    private static func mismatch(_ headers: some HeaderFields, _ name: String, repeats bodyValue: String, _ field: String,
+                                 _ reason: Reason) -> Rejection? {
+        headers.withValue(named: name) { value in
+            switch value {
+            case .missing: return nil
+            case .one(let v) where bodyValue.hasSameBytes(as: v): return nil
+            case .one: return Rejection(reason, "\(name) differs from the body's \(field)")
+            case .repeated: return Rejection(reason, "\(name) appears more than once")
+            }
+        }
     }
 }
 
